@@ -1,0 +1,389 @@
+"""Typed, validated run parameters loaded from one YAML file in ``params/``.
+
+One ``Params`` object describes a whole run: data, models, stage-1 and stage-2 training,
+evaluation and output. ``load_params(path, overrides)`` reads the file, applies command-line
+overrides given as dotted keys (``train.steps=200``), and checks every key and value. Every mistake
+is one ``ConfigError`` line naming the source, the key and what is allowed, e.g.::
+
+    params/synthetic.yaml: unknown key 'train.stesp'; did you mean 'train.steps'?
+
+Field constraints live next to the field (``meta(choices=..., min=..., max=...)``), so the schema,
+the validation and the documentation (``describe_params()``) come from one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from comgan_lib.errors import ConfigError
+
+NOTEBOOKS = (
+    "00_data",
+    "01_pi_baselines",
+    "02_comgan",
+    "03_disentanglement",
+    "04_segmentation",
+    "05_tables",
+    "06_explore",
+)
+
+
+def meta(help: str, **constraints) -> dict:
+    """Field metadata: a one-line help and optional ``choices``, ``min``, ``max``."""
+    return {"help": help, **constraints}
+
+
+@dataclass
+class RunParams:
+    name: str = field(metadata=meta("run folder name under output.root; defaults to file stem"))
+    seed: int = field(default=0, metadata=meta("global seed for torch, numpy and python", min=0))
+    device: str = field(
+        default="auto", metadata=meta("where to compute", choices=("auto", "cpu", "cuda"))
+    )
+    notebooks: list[str] = field(
+        default_factory=lambda: list(NOTEBOOKS),
+        metadata=meta("notebooks to execute, in order", choices=NOTEBOOKS),
+    )
+
+
+@dataclass
+class DataParams:
+    kind: str = field(metadata=meta("dataset", choices=("synthetic", "folder")))
+    resolution: int = field(default=32, metadata=meta("image side in pixels", min=16, max=1024))
+    root: str | None = field(default=None, metadata=meta("dataset folder (kind: folder)"))
+    seed: int = field(default=0, metadata=meta("dataset / split seed", min=0))
+    holdout_fraction: float = field(
+        default=0.1, metadata=meta("share of a folder dataset held out", min=0.0, max=0.9)
+    )
+    train_size: int = field(default=4000, metadata=meta("synthetic train images", min=1))
+    test_size: int = field(default=500, metadata=meta("synthetic held-out images", min=1))
+    num_species: int = field(default=5, metadata=meta("synthetic fg species", min=1, max=5))
+    num_scenes: int = field(default=5, metadata=meta("synthetic bg scenes", min=1, max=5))
+    resize_mode: str = field(
+        default="center_crop",
+        metadata=meta("how a folder image reaches R×R", choices=("center_crop", "stretch")),
+    )
+    on_bad_file: str = field(
+        default="error",
+        metadata=meta("a corrupt or unpaired file: stop or skip", choices=("error", "skip")),
+    )
+    num_workers: int = field(default=0, metadata=meta("data loader workers", min=0, max=64))
+
+
+@dataclass
+class ModelParams:
+    kind: str = field(
+        default="ds_comgan",
+        metadata=meta("generator", choices=("simplegan", "pi1", "pi2", "comgan", "ds_comgan")),
+    )
+    z_dim: int = field(default=100, metadata=meta("latent z size", min=1))
+    num_codes: int = field(default=10, metadata=meta("N, size of the one-hot f and b", min=1))
+    tied_codes: bool = field(
+        default=False, metadata=meta("b = f, as the released code does (paper: independent)")
+    )
+    gen_width: int = field(default=128, metadata=meta("trunk width at 4x4", min=8))
+    disc_width: int = field(default=64, metadata=meta("discriminator base width", min=8))
+
+
+@dataclass
+class TrainParams:
+    steps: int = field(default=3000, metadata=meta("stage-1 G+D steps", min=0))
+    batch_size: int = field(default=32, metadata=meta("stage-1 batch size", min=1))
+    lr: float = field(default=2e-4, metadata=meta("Adam learning rate", min=0.0, max=1.0))
+    beta1: float = field(default=0.5, metadata=meta("Adam beta1", min=0.0, max=1.0))
+    beta2: float = field(default=0.999, metadata=meta("Adam beta2", min=0.0, max=1.0))
+    beta_binary: float = field(default=1.0, metadata=meta("weight of L_binary", min=0.0))
+    info_weight: float = field(default=1.0, metadata=meta("weight of L_info", min=0.0))
+    ema_decay: float = field(default=0.999, metadata=meta("EMA of G", min=0.0, max=1.0))
+    checkpoint_every: int = field(default=500, metadata=meta("steps between checkpoints", min=1))
+    log_every: int = field(default=50, metadata=meta("steps between log lines", min=1))
+    precision: str = field(
+        default="fp32", metadata=meta("numeric precision", choices=("fp32", "bf16"))
+    )
+
+
+@dataclass
+class SegmentParams:
+    steps: int = field(default=2000, metadata=meta("stage-2 S+D_m steps", min=0))
+    batch_size: int = field(default=32, metadata=meta("stage-2 batch size", min=1))
+    lr: float = field(default=2e-4, metadata=meta("Adam learning rate", min=0.0, max=1.0))
+    cons_weight: float = field(default=2.0, metadata=meta("lambda of L_cons (Eq. 10)", min=0.0))
+    width: int = field(default=32, metadata=meta("U-Net base width", min=4))
+    checkpoint_every: int = field(default=500, metadata=meta("steps between checkpoints", min=1))
+
+
+@dataclass
+class EvalParams:
+    threshold: float = field(default=0.5, metadata=meta("mask threshold", min=0.0, max=1.0))
+    fid_samples: int = field(default=2000, metadata=meta("samples for FID/IS", min=2))
+    inception_weights: str | None = field(
+        default=None, metadata=meta("local Inception weights file for torch-fidelity")
+    )
+    grid_size: int = field(default=8, metadata=meta("images per figure row", min=1, max=64))
+    batch_size: int = field(default=64, metadata=meta("evaluation batch size", min=1))
+
+
+@dataclass
+class OutputParams:
+    root: str = field(default="outputs", metadata=meta("where run folders are written"))
+    html: bool = field(default=True, metadata=meta("also write an HTML copy of each notebook"))
+
+
+@dataclass
+class Params:
+    run: RunParams
+    data: DataParams
+    model: ModelParams = field(default_factory=ModelParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    segment: SegmentParams = field(default_factory=SegmentParams)
+    eval: EvalParams = field(default_factory=EvalParams)
+    output: OutputParams = field(default_factory=OutputParams)
+    source: str = field(default="", metadata=meta("the file these were read from (not a key)"))
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out.pop("source")
+        return out
+
+
+_INTERNAL = {"source"}
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return " or ".join(_type_name(a) for a in args) + " or null"
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    return {int: "integer", float: "number", bool: "true/false", str: "text"}.get(tp, str(tp))
+
+
+def _check_type(value: Any, tp, where: str) -> Any:
+    """Return ``value`` converted to ``tp`` where lossless, or raise ConfigError."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _check_type(value, inner[0], where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a {_type_name(tp)}, got {value!r}")
+        (item_tp,) = typing.get_args(tp)
+        return [_check_type(v, item_tp, where) for v in value]
+    ok = (
+        (tp is bool and isinstance(value, bool))
+        or (tp is int and isinstance(value, int) and not isinstance(value, bool))
+        or (tp is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+        or (tp is str and isinstance(value, str))
+    )
+    if not ok:
+        raise ConfigError(f"{where} must be a {_type_name(tp)}, got {value!r}")
+    return float(value) if tp is float else value
+
+
+def _check_constraints(value: Any, md: dict, where: str) -> None:
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if item is None:
+            continue
+        if "choices" in md and item not in md["choices"]:
+            allowed = ", ".join(map(str, md["choices"]))
+            raise ConfigError(f"{where} is {item!r}; allowed: {allowed}")
+        if "min" in md and item < md["min"]:
+            raise ConfigError(f"{where} is {item}; it must be at least {md['min']}")
+        if "max" in md and item > md["max"]:
+            raise ConfigError(f"{where} is {item}; it must be at most {md['max']}")
+
+
+def _all_keys(cls, prefix: str = "") -> list[str]:
+    keys = []
+    for f in dataclasses.fields(cls):
+        if f.name in _INTERNAL:
+            continue
+        key = f"{prefix}{f.name}"
+        keys.append(key)
+        if dataclasses.is_dataclass(f.type if not isinstance(f.type, str) else None):
+            keys += _all_keys(f.type, key + ".")
+    return keys
+
+
+def _build(cls, raw: Any, source: str, prefix: str = ""):
+    """Build dataclass ``cls`` from a mapping, validating every key and value."""
+    hints = typing.get_type_hints(cls)
+    section = prefix.rstrip(".") or "the top level"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {section} must be a mapping of keys, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in _INTERNAL}
+    for key in raw:
+        if key not in fields:
+            full = f"{prefix}{key}"
+            valid = _all_keys(Params)
+            close = difflib.get_close_matches(full, valid, n=1, cutoff=0.6)
+            if not close:
+                close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+                close = [f"{prefix}{c}" for c in close]
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            allowed = ", ".join(fields)
+            raise ConfigError(
+                f"{source}: unknown key '{full}'{hint} (keys of {section}: {allowed})"
+            )
+    values = {}
+    for name, f in fields.items():
+        key, tp = f"{prefix}{name}", hints[name]
+        where = f"{source}: '{key}'"
+        if name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                what = f.metadata.get("help", "a section")
+                raise ConfigError(f"{source}: missing required key '{key}' ({what})")
+            continue
+        if dataclasses.is_dataclass(tp):
+            values[name] = _build(tp, raw[name], source, key + ".")
+            continue
+        value = _check_type(raw[name], tp, where)
+        _check_constraints(value, f.metadata, where)
+        values[name] = value
+    return cls(**values)
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any, source: str) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{source}: '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.steps=200"`` -> ``("train.steps", 200)``; the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text}: expected key=value, e.g. --set train.steps=200")
+    key, _, raw = text.partition("=")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text}: the value is not valid YAML ({exc.problem})") from None
+    return key.strip(), value
+
+
+def _cross_checks(p: Params) -> None:
+    src = p.source
+    if p.data.kind == "folder":
+        if not p.data.root:
+            raise ConfigError(f"{src}: 'data.root' is required when data.kind is folder")
+        root = Path(p.data.root)
+        if not root.is_dir():
+            raise ConfigError(f"{src}: 'data.root' folder not found: {root}")
+    if p.data.kind == "synthetic" and not 32 <= p.data.resolution <= 128:
+        raise ConfigError(
+            f"{src}: 'data.resolution' is {p.data.resolution}; the synthetic dataset allows 32 to 128"
+        )
+    if p.eval.inception_weights and not Path(p.eval.inception_weights).is_file():
+        raise ConfigError(
+            f"{src}: 'eval.inception_weights' file not found: {p.eval.inception_weights}"
+        )
+
+
+def _resolve_paths(params: Params, base: Path | None) -> None:
+    """Make file paths absolute: relative to the params file's folder (else the current one)."""
+    base = base or Path.cwd()
+    for section, key in (("data", "root"), ("eval", "inception_weights"), ("output", "root")):
+        obj = getattr(params, section)
+        value = getattr(obj, key)
+        if value and not Path(value).expanduser().is_absolute():
+            if section == "output" and value == OutputParams.root:
+                continue  # the default outputs/ folder belongs to the project, see run_dir()
+            setattr(obj, key, str((base / Path(value).expanduser()).resolve()))
+
+
+def params_from_dict(raw: dict, source: str = "<dict>", overrides=(), base: Path | None = None):
+    """Validate a raw mapping (as read from YAML) plus ``key=value`` overrides into ``Params``.
+
+    The mapping is validated on its own first, so its errors name ``source``; then each override
+    is applied and validated in turn, so its errors name the override.
+    """
+    raw = _copy_tree(raw or {})
+    run = raw.get("run", {})
+    if isinstance(run, dict) and "name" not in run and source.endswith((".yaml", ".yml")):
+        raw["run"] = {**run, "name": Path(source).stem}
+    params = _build(Params, raw, source)
+    for text in overrides:
+        key, value = parse_override(text)
+        _set_dotted(raw, key, value, f"--set {text}")
+        params = _build(Params, _copy_tree(raw), f"--set {text}")
+    params.source = source
+    _resolve_paths(params, base)
+    _cross_checks(params)
+    return params
+
+
+def _copy_tree(raw):
+    return {k: _copy_tree(v) if isinstance(v, dict) else v for k, v in raw.items()}
+
+
+def load_params(path: str | Path, overrides=()) -> Params:
+    """Load, override and validate a parameter file. Raises ConfigError with one clear line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: parameter file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{at} ({getattr(exc, 'problem', exc)})") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: the file must hold a mapping of sections, got {type(raw).__name__}"
+        )
+    return params_from_dict(raw, str(path), overrides, base=path.resolve().parent)
+
+
+def save_params(params: Params, path: str | Path) -> None:
+    """Write the resolved parameters as YAML (what the run actually used)."""
+    Path(path).write_text(yaml.safe_dump(params.to_dict(), sort_keys=False))
+
+
+def describe_params() -> str:
+    """Every key with its type, default and constraint, one line each (for docs and ``--help``)."""
+    lines = []
+
+    def walk(cls, prefix):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in _INTERNAL:
+                continue
+            tp, key = hints[f.name], prefix + f.name
+            if dataclasses.is_dataclass(tp):
+                walk(tp, key + ".")
+                continue
+            if f.default is not dataclasses.MISSING:
+                default = f"default {f.default!r}"
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f"default {f.default_factory()!r}"
+            else:
+                default = "required"
+            extra = [f"{k} {f.metadata[k]}" for k in ("choices", "min", "max") if k in f.metadata]
+            lines.append(
+                f"{key}: {_type_name(tp)}, {default}"
+                + (f", {', '.join(extra)}" if extra else "")
+                + f" — {f.metadata['help']}"
+            )
+
+    walk(Params, "")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Evaluation metrics: mask quality scores and training-free baselines."""

@@ -1,0 +1,203 @@
+"""Runner: execute the workbook's notebooks in order with papermill for one parameter file.
+
+Usage::
+
+    python -m comgan_lib.run params/synthetic.yaml
+    python -m comgan_lib.run params/smoke.yaml --only 00_data --set data.train_size=64
+
+Writes ``outputs/<run>/`` (see ``comgan_lib.rundir``): the resolved ``params.yaml``, each
+executed notebook and its HTML copy, ``figures/``, ``tables/``, ``metrics.json`` and
+``manifest.json``. Exit status: 0 when every notebook ran; 1 when a notebook failed (the message
+names the notebook and the cell, and the partial executed notebook is kept); 2 for a user error
+(bad parameters, missing file), reported as one line without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from comgan_lib.config import NOTEBOOKS, Params, load_params, save_params
+from comgan_lib.errors import ConfigError, UserError
+from comgan_lib.rundir import RunDir, run_dir_for, write_json_atomic
+from comgan_lib.runtime import (
+    PROJECT_ROOT,
+    device_description,
+    git_commit,
+    package_versions,
+    pick_device,
+)
+
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+
+
+class NotebookFailed(Exception):
+    """A notebook raised during execution; the message names it and the failing cell."""
+
+
+def select_notebooks(params: Params, only: list[str] | None) -> list[str]:
+    """The notebooks to run: ``run.notebooks`` narrowed by ``--only`` (names or prefixes)."""
+    chosen = list(params.run.notebooks)
+    if not only:
+        return chosen
+    selected = []
+    for token in only:
+        matches = [n for n in NOTEBOOKS if n == token or n.startswith(token)]
+        if len(matches) != 1:
+            raise ConfigError(
+                f"--only {token}: {'ambiguous' if matches else 'no such notebook'}; "
+                f"choose from {', '.join(NOTEBOOKS)}"
+            )
+        if matches[0] not in selected:
+            selected.append(matches[0])
+    return [n for n in NOTEBOOKS if n in selected]
+
+
+def execute_notebook(source: Path, target: Path, parameters: dict, html: bool) -> float:
+    """Run one notebook with papermill; returns wall seconds. Raises NotebookFailed."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(source),
+            str(target),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(source.parent),
+            progress_bar=True,
+            log_output=False,
+        )
+    except PapermillExecutionError as exc:
+        raise NotebookFailed(
+            f"notebook {source.name} failed in cell {exc.cell_index} "
+            f"(execution count {exc.exec_count}): {exc.ename}: {exc.evalue}; "
+            f"the partial executed notebook is kept at {target}"
+        ) from None
+    finally:
+        if html and target.exists():
+            write_html(target)
+    return time.perf_counter() - start
+
+
+def write_html(notebook: Path) -> Path:
+    """An HTML copy beside the executed notebook (figures embedded)."""
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_filename(str(notebook))
+    out = notebook.with_suffix(".html")
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def run_workbook(
+    params_file: str | Path,
+    overrides: list[str] = (),
+    only: list[str] | None = None,
+    notebook_dir: Path = NOTEBOOK_DIR,
+) -> Path:
+    """Execute the selected notebooks for one parameter file; returns the run folder."""
+    params = load_params(params_file, overrides)
+    names = select_notebooks(params, only)
+    device = pick_device(params.run.device)
+    run = RunDir(run_dir_for(params))
+    resolved = run.root / "params.yaml"
+    save_params(params, resolved)
+
+    manifest = {
+        "params_file": str(params_file),
+        "overrides": list(overrides),
+        "params": params.to_dict(),
+        "git": git_commit(),
+        "packages": package_versions(),
+        "device": device_description(device),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "status": "running",
+        "notebooks": [],
+    }
+    manifest_path = run.root / "manifest.json"
+    write_json_atomic(manifest_path, manifest)
+    print(f"run folder: {run.root}  (device {manifest['device']})", flush=True)
+
+    t0 = time.perf_counter()
+    try:
+        for i, name in enumerate(names, 1):
+            entry = {"name": name, "status": "running", "wall_s": None}
+            manifest["notebooks"].append(entry)
+            source = notebook_dir / f"{name}.ipynb"
+            if not source.exists():
+                entry["status"] = "not in this checkout"
+                print(f"[{i}/{len(names)}] {name}: not in this checkout, skipped", flush=True)
+                continue
+            target = run.path("notebooks", f"{name}.ipynb")
+            entry["output"] = str(target.relative_to(run.root))
+            print(f"[{i}/{len(names)}] {name}", flush=True)
+            start = time.perf_counter()
+            try:
+                parameters = {"params_path": str(resolved), "run_dir": str(run.root)}
+                entry["wall_s"] = round(
+                    execute_notebook(source, target, parameters, params.output.html), 2
+                )
+            except BaseException as exc:
+                entry["wall_s"] = round(time.perf_counter() - start, 2)
+                entry["status"] = "failed" if isinstance(exc, NotebookFailed) else "interrupted"
+                raise
+            entry["status"] = "ok"
+            print(f"[{i}/{len(names)}] {name}: done in {entry['wall_s']:.1f} s", flush=True)
+        manifest["status"] = "ok"
+    except NotebookFailed:
+        manifest["status"] = "failed"
+        raise
+    except BaseException:
+        manifest["status"] = "interrupted"
+        raise
+    finally:
+        manifest["wall_s"] = round(time.perf_counter() - t0, 2)
+        manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        write_json_atomic(manifest_path, manifest)
+    return run.root
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m comgan_lib.run",
+        description="Execute the workbook's notebooks with papermill for one parameter file.",
+    )
+    parser.add_argument("params", help="parameter file, e.g. params/synthetic.yaml")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="run only these notebooks (names or prefixes, e.g. 00_data or 00); commas also work",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a parameter by dotted key, e.g. --set train.steps=200 (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    only = [t for token in args.only or [] for t in token.split(",") if t]
+    try:
+        run_root = run_workbook(args.params, args.overrides, only or None)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except NotebookFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; the partial run folder is kept", file=sys.stderr)
+        return 130
+    print(f"finished: {run_root}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Run-time facts and set-up: seeding, device choice, and what a manifest records about the machine."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+MANIFEST_PACKAGES = (
+    "torch",
+    "torchvision",
+    "torch-fidelity",
+    "numpy",
+    "pillow",
+    "matplotlib",
+    "papermill",
+    "nbconvert",
+    "ipywidgets",
+    "pyyaml",
+)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices) from one number."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """``auto`` takes CUDA when present; asking for ``cuda`` without one is a clear error."""
+    if preference == "cuda" and not torch.cuda.is_available():
+        from comgan_lib.errors import ConfigError
+
+        raise ConfigError("run.device is cuda but no CUDA device is available; use auto or cpu")
+    if preference == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def device_description(device: torch.device | None = None) -> str:
+    device = device or pick_device()
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    cpu = platform.processor() or platform.machine()
+    return f"cpu: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def package_versions(names=MANIFEST_PACKAGES) -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def git_commit(repo: Path = PROJECT_ROOT) -> dict[str, str | bool | None]:
+    """The checkout's commit and whether it has uncommitted changes (None outside git)."""
+
+    def git(*args):
+        return subprocess.run(
+            ["git", *args], cwd=repo, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty}
