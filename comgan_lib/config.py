@@ -167,6 +167,10 @@ def _type_name(tp) -> str:
     return {int: "integer", float: "number", bool: "true/false", str: "text"}.get(tp, str(tp))
 
 
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+
+
 def _check_type(value: Any, tp, where: str) -> Any:
     """Return ``value`` converted to ``tp`` where lossless, or raise ConfigError."""
     origin = typing.get_origin(tp)
@@ -178,7 +182,7 @@ def _check_type(value: Any, tp, where: str) -> Any:
         return _check_type(value, inner[0], where)
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{where} must be a {_type_name(tp)}, got {value!r}")
+            raise ConfigError(f"{where} must be {_a(_type_name(tp))}, got {value!r}")
         (item_tp,) = typing.get_args(tp)
         return [_check_type(v, item_tp, where) for v in value]
     ok = (
@@ -188,7 +192,7 @@ def _check_type(value: Any, tp, where: str) -> Any:
         or (tp is str and isinstance(value, str))
     )
     if not ok:
-        raise ConfigError(f"{where} must be a {_type_name(tp)}, got {value!r}")
+        raise ConfigError(f"{where} must be {_a(_type_name(tp))}, got {value!r}")
     return float(value) if tp is float else value
 
 
@@ -228,11 +232,11 @@ def _build(cls, raw: Any, source: str, prefix: str = ""):
     for key in raw:
         if key not in fields:
             full = f"{prefix}{key}"
-            valid = _all_keys(Params)
-            close = difflib.get_close_matches(full, valid, n=1, cutoff=0.6)
+            # A sibling in the same section first, then any key anywhere (a misplaced key).
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+            close = [f"{prefix}{c}" for c in close]
             if not close:
-                close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
-                close = [f"{prefix}{c}" for c in close]
+                close = difflib.get_close_matches(full, _all_keys(Params), n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             allowed = ", ".join(fields)
             raise ConfigError(
@@ -259,10 +263,10 @@ def _build(cls, raw: Any, source: str, prefix: str = ""):
 def _set_dotted(tree: dict, dotted: str, value: Any, source: str) -> None:
     parts = dotted.split(".")
     node = tree
-    for part in parts[:-1]:
+    for i, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"{source}: '{part}' is not a section")
+            raise ConfigError(f"{source}: '{'.'.join(parts[: i + 1])}' is not a section")
         node = child
     node[parts[-1]] = value
 
@@ -289,7 +293,8 @@ def _cross_checks(p: Params) -> None:
             raise ConfigError(f"{src}: 'data.root' folder not found: {root}")
     if p.data.kind == "synthetic" and not 32 <= p.data.resolution <= 128:
         raise ConfigError(
-            f"{src}: 'data.resolution' is {p.data.resolution}; the synthetic dataset allows 32 to 128"
+            f"{src}: 'data.resolution' is {p.data.resolution}; "
+            "the synthetic dataset allows 32 to 128"
         )
     if p.eval.inception_weights and not Path(p.eval.inception_weights).is_file():
         raise ConfigError(

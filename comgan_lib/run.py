@@ -15,9 +15,10 @@ names the notebook and the cell, and the partial executed notebook is kept); 2 f
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from comgan_lib.config import NOTEBOOKS, Params, load_params, save_params
@@ -61,6 +62,8 @@ def execute_notebook(source: Path, target: Path, parameters: dict, html: bool) -
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    # Figures must render inline in the executed notebook whatever backend the caller's shell set.
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     start = time.perf_counter()
     try:
         pm.execute_notebook(
@@ -73,9 +76,10 @@ def execute_notebook(source: Path, target: Path, parameters: dict, html: bool) -
             log_output=False,
         )
     except PapermillExecutionError as exc:
+        first_line = next((ln for ln in exc.source.splitlines() if ln.strip()), "").strip()
         raise NotebookFailed(
-            f"notebook {source.name} failed in cell {exc.cell_index} "
-            f"(execution count {exc.exec_count}): {exc.ename}: {exc.evalue}; "
+            f"notebook {source.name} failed in cell {exc.cell_index + 1} of the executed notebook "
+            f"(`{first_line[:60]}`): {exc.ename}: {exc.evalue}; "
             f"the partial executed notebook is kept at {target}"
         ) from None
     finally:
@@ -102,6 +106,9 @@ def run_workbook(
 ) -> Path:
     """Execute the selected notebooks for one parameter file; returns the run folder."""
     params = load_params(params_file, overrides)
+    notebook_dir = Path(notebook_dir)
+    if not notebook_dir.is_dir():
+        raise UserError(f"notebook folder not found: {notebook_dir}")
     names = select_notebooks(params, only)
     device = pick_device(params.run.device)
     run = RunDir(run_dir_for(params))
@@ -115,7 +122,7 @@ def run_workbook(
         "git": git_commit(),
         "packages": package_versions(),
         "device": device_description(device),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "status": "running",
         "notebooks": [],
     }
@@ -157,7 +164,7 @@ def run_workbook(
         raise
     finally:
         manifest["wall_s"] = round(time.perf_counter() - t0, 2)
-        manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        manifest["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         write_json_atomic(manifest_path, manifest)
     return run.root
 
@@ -182,10 +189,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="override a parameter by dotted key, e.g. --set train.steps=200 (repeatable)",
     )
+    parser.add_argument(
+        "--notebook-dir",
+        type=Path,
+        default=NOTEBOOK_DIR,
+        help=f"folder holding the notebooks (default: {NOTEBOOK_DIR})",
+    )
     args = parser.parse_args(argv)
     only = [t for token in args.only or [] for t in token.split(",") if t]
     try:
-        run_root = run_workbook(args.params, args.overrides, only or None)
+        run_root = run_workbook(args.params, args.overrides, only or None, args.notebook_dir)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

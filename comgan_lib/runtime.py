@@ -1,4 +1,4 @@
-"""Run-time facts and set-up: seeding, device choice, and what a manifest records about the machine."""
+"""Run-time set-up and facts: seeding, device choice, and what a manifest records."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ MANIFEST_PACKAGES = (
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (all devices) from one number."""
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - seeds code that uses the legacy global RNG
     torch.manual_seed(seed)
 
 

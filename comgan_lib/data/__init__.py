@@ -39,3 +39,14 @@ def build_dataset(params: Params, split: str = "train", **kwargs) -> Dataset:
             **kwargs,
         )
     raise ValueError(f"unknown data.kind {d.kind!r}")
+
+
+def stack_items(dataset: Dataset, limit: int | None = None, batch_size: int = 256) -> dict:
+    """The first ``limit`` items (all by default) collated into batched tensors, in order."""
+    import torch
+    from torch.utils.data import DataLoader, Subset
+
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    loader = DataLoader(Subset(dataset, range(n)), batch_size=batch_size, shuffle=False)
+    batches = list(loader)
+    return {k: torch.cat([b[k] for b in batches]) for k in batches[0]}

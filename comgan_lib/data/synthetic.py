@@ -1,12 +1,12 @@
 """The embedded default dataset: procedural objects over procedural scenes, with exact masks.
 
-Every image obeys the paper's Assumption 1 exactly, ``x = x_f * x_m + x_b * (1 - x_m)``: a textured
-foreground layer ``x_f`` (one of a few object *species*) and a background layer ``x_b`` (one of a few
-*scenes*) are drawn independently and composed with the object's binary mask ``x_m``. Nothing is
-downloaded and nothing is read from disk: item ``i`` of a split is a pure function of
-``(seed, split, i)``, drawn from its own random generator, so any item can be made on its own, in any
-order, at any resolution (the same random numbers are drawn whatever the resolution, so one item
-at 32 and at 128 pixels shows the same scene).
+Every image obeys the paper's Assumption 1 exactly, ``x = x_f * x_m + x_b * (1 - x_m)``: a
+textured foreground layer ``x_f`` (one of a few object *species*) and a background layer ``x_b``
+(one of a few *scenes*) are drawn independently and composed with the object's binary mask
+``x_m``. Nothing is downloaded and nothing is read from disk: item ``i`` of a split is a pure
+function of ``(seed, split, i)``, drawn from its own random generator, so any item can be made on
+its own, in any order, at any resolution (the same random numbers are drawn whatever the
+resolution, so one item at 32 and at 128 pixels shows the same scene).
 
 Usage::
 
@@ -56,7 +56,7 @@ def hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tenso
 
 
 def _value_noise(gen: torch.Generator, res: int, cells: int, channels: int = 1) -> torch.Tensor:
-    """Smooth noise in [0, 1]: a random ``cells``×``cells`` grid upsampled bicubically to ``res``."""
+    """Smooth noise in [0, 1]: a random ``cells`` x ``cells`` grid upsampled bicubically."""
     grid = torch.rand((1, channels, cells, cells), generator=gen)
     up = F.interpolate(grid, size=(res, res), mode="bicubic", align_corners=True)
     return up[0].clamp(0, 1)

@@ -1,0 +1,177 @@
+"""The runner executes notebooks with papermill and writes a complete run folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from comgan_lib.run import NotebookFailed, run_workbook
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, repo):
+    """One real run of 00_data on params/smoke.yaml, shared by the checks below."""
+    out = tmp_path_factory.mktemp("outputs")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "comgan_lib.run",
+            str(repo / "params" / "smoke.yaml"),
+            "--only",
+            "00_data",
+            "--set",
+            f"output.root={out}",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out / "smoke", result
+
+
+def test_run_folder_is_complete(smoke_run):
+    run, result = smoke_run
+    for sub in ("notebooks", "figures", "tables", "checkpoints", "logs"):
+        assert (run / sub).is_dir()
+    assert (run / "params.yaml").is_file()
+    assert (run / "notebooks" / "00_data.ipynb").is_file()
+    html = (run / "notebooks" / "00_data.html").read_text()
+    assert "<html" in html and "data:image/png;base64" in html
+    figures = sorted(p.name for p in (run / "figures").glob("*.png"))
+    assert {"00_assumption1.png", "00_data_grid.png", "00_training_free_predictors.png"} <= set(
+        figures
+    )
+    assert all((run / "figures" / f).stat().st_size > 1000 for f in figures)
+    assert (run / "tables" / "00_training_free_predictors.md").read_text().count("|") > 10
+    assert "[1/1] 00_data" in result.stdout  # progress is visible
+
+
+def test_manifest_records_what_a_reproducer_needs(smoke_run):
+    run, _ = smoke_run
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "ok"
+    assert manifest["params"]["data"]["kind"] == "synthetic"
+    assert manifest["params"]["output"]["root"] == str(run.parent)
+    assert {"torch", "torchvision", "papermill", "python"} <= set(manifest["packages"])
+    assert manifest["device"].startswith(("cpu", "cuda"))
+    assert "commit" in manifest["git"]
+    (entry,) = manifest["notebooks"]
+    assert entry["name"] == "00_data" and entry["status"] == "ok" and entry["wall_s"] > 0
+
+
+def test_metrics_hold_the_training_free_predictor_scores(smoke_run):
+    run, _ = smoke_run
+    data = json.loads((run / "metrics.json").read_text())["data"]
+    assert data["train_images"] == 64 and data["test_images"] == 32
+    assert data["composition_residual"] == 0.0
+    scores = data["training_free_predictors"]
+    assert set(scores) == {"all_foreground", "centred_disc", "border_otsu"}
+    for s in scores.values():
+        assert 0 <= s["foreground"]["iou"] <= s["max_flip"]["iou"] <= 1
+    assert scores["all_foreground"]["max_flip"]["iou"] == pytest.approx(
+        data["coverage"]["test"]["mean"], abs=1e-6
+    )
+
+
+def test_executed_notebook_has_outputs_and_no_errors(smoke_run):
+    run, _ = smoke_run
+    nb = nbformat.read(run / "notebooks" / "00_data.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code)
+    outputs = [o for c in code for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any(o.get("data", {}).get("image/png") for o in outputs)
+
+
+def _notebook(path, sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("params_path = None\nrun_dir = None")]
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.cells += [nbformat.v4.new_code_cell(s) for s in sources]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
+
+
+def test_failing_notebook_stops_the_run_and_keeps_the_partial_notebook(tmp_path, repo):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    _notebook(notebooks / "00_data.ipynb", ["x = 1", "raise ValueError('broken on purpose')"])
+    _notebook(notebooks / "01_pi_baselines.ipynb", ["y = 2"])
+    params = repo / "params" / "smoke.yaml"
+    with pytest.raises(NotebookFailed) as info:
+        run_workbook(params, [f"output.root={tmp_path / 'out'}"], None, notebooks)
+    message = str(info.value)
+    assert (
+        "00_data.ipynb" in message
+        and "cell 4 of the executed notebook (`raise ValueError" in message
+        and "broken on purpose" in message
+    )
+    run = tmp_path / "out" / "smoke"
+    partial = nbformat.read(run / "notebooks" / "00_data.ipynb", as_version=4)
+    assert any(o.output_type == "error" for c in partial.cells for o in c.get("outputs", []))
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    assert [n["status"] for n in manifest["notebooks"]] == ["failed"]  # 01 never started
+    assert not (run / "notebooks" / "01_pi_baselines.ipynb").exists()
+
+
+def test_failing_notebook_exit_code_and_one_line_message(tmp_path, repo):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    _notebook(notebooks / "00_data.ipynb", ["1 / 0"])
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "comgan_lib.run",
+            str(repo / "params" / "smoke.yaml"),
+            "--notebook-dir",
+            str(notebooks),
+            "--set",
+            f"output.root={tmp_path / 'out'}",
+            "--only",
+            "00",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "error: notebook 00_data.ipynb failed in cell 3 of the executed notebook (`1 / 0`)"
+    )
+    assert "ZeroDivisionError" in last
+
+
+def test_notebooks_missing_from_the_checkout_are_reported_not_faked(tmp_path, repo):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    shutil.copy(repo / "notebooks" / "00_data.ipynb", notebooks)
+    _notebook(notebooks / "00_data.ipynb", ["z = 3"])
+    root = run_workbook(
+        repo / "params" / "smoke.yaml",
+        [
+            f"output.root={tmp_path / 'out'}",
+            "run.notebooks=[00_data, 05_tables]",
+            "output.html=false",
+        ],
+        None,
+        notebooks,
+    )
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert [n["status"] for n in manifest["notebooks"]] == ["ok", "not in this checkout"]
+    assert not (root / "notebooks" / "00_data.html").exists()
