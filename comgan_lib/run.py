@@ -57,6 +57,15 @@ def select_notebooks(params: Params, only: list[str] | None) -> list[str]:
     return [n for n in NOTEBOOKS if n in selected]
 
 
+def check_data(params: Params) -> None:
+    """Build both splits once before any notebook runs, so a bad dataset is one clear line
+    (a DatasetError naming the file) instead of a failure deep inside a notebook."""
+    from comgan_lib.data import build_dataset
+
+    for split in ("train", "test"):
+        build_dataset(params, split)
+
+
 def execute_notebook(source: Path, target: Path, parameters: dict, html: bool) -> float:
     """Run one notebook with papermill; returns wall seconds. Raises NotebookFailed."""
     import papermill as pm
@@ -111,6 +120,7 @@ def run_workbook(
         raise UserError(f"notebook folder not found: {notebook_dir}")
     names = select_notebooks(params, only)
     device = pick_device(params.run.device)
+    check_data(params)
     run = RunDir(run_dir_for(params))
     resolved = run.root / "params.yaml"
     save_params(params, resolved)

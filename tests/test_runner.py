@@ -175,3 +175,26 @@ def test_notebooks_missing_from_the_checkout_are_reported_not_faked(tmp_path, re
     manifest = json.loads((root / "manifest.json").read_text())
     assert [n["status"] for n in manifest["notebooks"]] == ["ok", "not in this checkout"]
     assert not (root / "notebooks" / "00_data.html").exists()
+
+
+def test_a_corrupt_dataset_file_stops_the_run_before_any_notebook(tmp_path, repo):
+    from PIL import Image
+
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    for i in range(4):
+        Image.new("RGB", (40, 30), (i * 40, 10, 10)).save(root / "images" / f"ok{i}.png")
+    (root / "images" / "broken.jpg").write_bytes(b"not a jpeg")
+    params = tmp_path / "mine.yaml"
+    params.write_text(f"data: {{kind: folder, root: {root}}}\noutput: {{root: {tmp_path / 'o'}}}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "comgan_lib.run", str(params)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "broken.jpg" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o" / "mine").exists()
