@@ -56,12 +56,30 @@ class RunParams:
 
 @dataclass
 class DataParams:
-    kind: str = field(metadata=meta("dataset", choices=("synthetic", "folder")))
+    kind: str = field(
+        metadata=meta(
+            "dataset (docs/DATASETS.md)",
+            choices=(
+                "synthetic",
+                "folder",
+                "cub",
+                "stanford_dogs",
+                "stanford_cars",
+                "flowers",
+                "clevr6",
+                "class_folders",
+            ),
+        )
+    )
     resolution: int = field(default=32, metadata=meta("image side in pixels", min=16, max=1024))
-    root: str | None = field(default=None, metadata=meta("dataset folder (kind: folder)"))
+    root: str | None = field(
+        default=None,
+        metadata=meta("dataset folder (every kind but synthetic; see docs/DATASETS.md)"),
+    )
     seed: int = field(default=0, metadata=meta("dataset / split seed", min=0))
     holdout_fraction: float = field(
-        default=0.1, metadata=meta("share of a folder dataset held out", min=0.0, max=0.9)
+        default=0.1,
+        metadata=meta("held-out share (folder, clevr6, class_folders)", min=0.0, max=0.9),
     )
     train_size: int = field(default=4000, metadata=meta("synthetic train images", min=1))
     test_size: int = field(default=500, metadata=meta("synthetic held-out images", min=1))
@@ -69,13 +87,53 @@ class DataParams:
     num_scenes: int = field(default=5, metadata=meta("synthetic bg scenes", min=1, max=5))
     resize_mode: str = field(
         default="center_crop",
-        metadata=meta("how a folder image reaches R×R", choices=("center_crop", "stretch")),
+        metadata=meta(
+            "how folder, clevr6, class_folders images reach R×R",
+            choices=("center_crop", "stretch"),
+        ),
     )
     on_bad_file: str = field(
         default="error",
         metadata=meta("a corrupt or unpaired file: stop or skip", choices=("error", "skip")),
     )
     num_workers: int = field(default=0, metadata=meta("data loader workers", min=0, max=64))
+    split_scheme: str = field(
+        default="official",
+        metadata=meta(
+            "cub: official train_test_split.txt or redo's train_val_test_split.txt (10,000/788/"
+            "1,000); flowers: official setid names or redo's swapped ones (train = tstid)",
+            choices=("official", "redo"),
+        ),
+    )
+    train_split: str = field(
+        default="train",
+        metadata=meta(
+            "split that training reads (all: every image, as the released code on CUB)",
+            choices=("train", "all"),
+        ),
+    )
+    eval_split: str = field(
+        default="test",
+        metadata=meta(
+            "split segmentation is scored on (paper Table 4: training data)",
+            choices=("train", "val", "test", "all"),
+        ),
+    )
+    eval_protocol: str = field(
+        default="comgan",
+        metadata=meta(
+            "cub evaluation crop: comgan = full image, shorter side 152/128·R, centre crop R; "
+            "drc = 1.5× box crop stretched to R×R",
+            choices=("comgan", "drc"),
+        ),
+    )
+    use_masks: bool = field(
+        default=True,
+        metadata=meta(
+            "read ground-truth masks where the layout has them (cub segmentations, flowers "
+            "segmim, DRC's dogs/cars release); false = generation only"
+        ),
+    )
 
 
 @dataclass
@@ -85,12 +143,18 @@ class ModelParams:
         metadata=meta("generator", choices=("simplegan", "pi1", "pi2", "comgan", "ds_comgan")),
     )
     z_dim: int = field(default=100, metadata=meta("latent z size", min=1))
+    z_scale: float = field(
+        default=4.0, metadata=meta("z ~ N(0, 1) times this (the released code uses 4)", min=0.0)
+    )
     num_codes: int = field(default=10, metadata=meta("N, size of the one-hot f and b", min=1))
     tied_codes: bool = field(
         default=False, metadata=meta("b = f, as the released code does (paper: independent)")
     )
     gen_width: int = field(default=128, metadata=meta("trunk width at 4x4", min=8))
     disc_width: int = field(default=64, metadata=meta("discriminator base width", min=8))
+    head_blocks: int = field(
+        default=3, metadata=meta("residual blocks in the F and B heads (reference: 3)", min=0)
+    )
 
 
 @dataclass
@@ -108,6 +172,7 @@ class TrainParams:
     precision: str = field(
         default="fp32", metadata=meta("numeric precision", choices=("fp32", "bf16"))
     )
+    flip: bool = field(default=True, metadata=meta("random horizontal flips of real images"))
 
 
 @dataclass
@@ -296,10 +361,46 @@ def _cross_checks(p: Params) -> None:
             f"{src}: 'data.resolution' is {p.data.resolution}; "
             "the synthetic dataset allows 32 to 128"
         )
+    _data_split_checks(p)
     if p.eval.inception_weights and not Path(p.eval.inception_weights).is_file():
         raise ConfigError(
             f"{src}: 'eval.inception_weights' file not found: {p.eval.inception_weights}"
         )
+
+
+# Splits each data.kind offers. A paper dataset's unset or missing data.root is deliberately not
+# checked here: its parameter file must load (to inspect or override it), and the data check
+# (python -m comgan_lib.data.check, run by the runner first) reports it with what to download.
+_SPLITS_OF_KIND = {
+    "synthetic": ("train", "test"),
+    "folder": ("train", "test", "all"),
+    "clevr6": ("train", "test", "all"),
+    "class_folders": ("train", "val", "test", "all"),
+    "cub": ("train", "val", "test", "all"),
+    "stanford_dogs": ("train", "test", "all"),
+    "stanford_cars": ("train", "test", "all"),
+    "flowers": ("train", "val", "test", "all"),
+}
+
+
+def _data_split_checks(p: Params) -> None:
+    d, src = p.data, p.source
+    if d.split_scheme == "redo" and d.kind not in ("cub", "flowers"):
+        raise ConfigError(
+            f"{src}: 'data.split_scheme' is redo; only cub and flowers have a ReDO split "
+            f"(data.kind is {d.kind}: use official)"
+        )
+    allowed = _SPLITS_OF_KIND[d.kind]
+    if d.kind == "cub" and d.split_scheme == "official":
+        allowed = ("train", "test", "all")
+    for key in ("train_split", "eval_split"):
+        value = getattr(d, key)
+        if value not in allowed:
+            scheme = f" with split_scheme {d.split_scheme}" if d.kind == "cub" else ""
+            raise ConfigError(
+                f"{src}: 'data.{key}' is {value!r}; data.kind {d.kind}{scheme} has the splits "
+                f"{', '.join(allowed)}"
+            )
 
 
 def _resolve_paths(params: Params, base: Path | None) -> None:

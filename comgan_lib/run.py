@@ -58,12 +58,16 @@ def select_notebooks(params: Params, only: list[str] | None) -> list[str]:
 
 
 def check_data(params: Params) -> None:
-    """Build both splits once before any notebook runs, so a bad dataset is one clear line
-    (a DatasetError naming the file) instead of a failure deep inside a notebook."""
-    from comgan_lib.data import build_dataset
+    """Check the dataset folder before any notebook runs (``comgan_lib.data.check``: every
+    listed file present and readable, masks the size of their images, boxes inside them), so a
+    bad dataset is one clear line (a DatasetError naming the first problem) instead of a failure
+    deep inside a notebook."""
+    from comgan_lib.data.check import check_dataset
+    from comgan_lib.errors import DatasetError
 
-    for split in ("train", "test"):
-        build_dataset(params, split)
+    report = check_dataset(params)
+    if not report.ok:
+        raise DatasetError(report.summary())
 
 
 def execute_notebook(source: Path, target: Path, parameters: dict, html: bool) -> float:
@@ -119,8 +123,8 @@ def run_workbook(
     if not notebook_dir.is_dir():
         raise UserError(f"notebook folder not found: {notebook_dir}")
     names = select_notebooks(params, only)
-    device = pick_device(params.run.device)
     check_data(params)
+    device = pick_device(params.run.device)
     run = RunDir(run_dir_for(params))
     resolved = run.root / "params.yaml"
     save_params(params, resolved)

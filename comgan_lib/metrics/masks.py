@@ -162,3 +162,36 @@ def score_training_free(images: Tensor, gt: Tensor, threshold: float = 0.5) -> d
         name: score_masks(predict(images), gt.reshape(gt.shape[0], 1, *gt.shape[-2:]), threshold)
         for name, predict in TRAINING_FREE_PREDICTORS.items()
     }
+
+
+# Trivial-solution diagnostics (§3.1): the two collapses a compositional GAN can fall into.
+EMPTY_COVERAGE, FULL_COVERAGE = 0.02, 0.98
+SAME_LAYERS_TOLERANCE = 0.05  # mean |F − B| under the mask, on the [-1, 1] scale
+
+
+def trivial_solution_summary(
+    mask: Tensor, fg: Tensor | None = None, bg: Tensor | None = None
+) -> dict[str, float]:
+    """Summarise a batch of generated masks (and layers) for the two trivial solutions.
+
+    - ``frac_empty`` / ``frac_full``: masks covering < 2% / > 98% of the image (first kind);
+    - ``frac_same_layers``: samples whose F and B differ by less than 0.05 on average under the
+      mask, so the mask changes nothing (second kind); only when ``fg`` and ``bg`` are given;
+    - ``binariness``: mean of |2m − 1| (1 for a hard 0/1 mask, 0 for m = 0.5 everywhere);
+    - ``coverage_mean`` and the 10th / 50th / 90th coverage percentiles (soft coverage, mean m).
+    """
+    m = mask.detach().float().reshape(mask.shape[0], -1)
+    cov = m.mean(1)
+    out = {
+        "frac_empty": float((cov < EMPTY_COVERAGE).float().mean()),
+        "frac_full": float((cov > FULL_COVERAGE).float().mean()),
+        "binariness": float((2 * m - 1).abs().mean()),
+        "coverage_mean": float(cov.mean()),
+    }
+    for q in (10, 50, 90):
+        out[f"coverage_p{q}"] = float(torch.quantile(cov, q / 100))
+    if fg is not None and bg is not None:
+        diff = (fg.detach().float() - bg.detach().float()).abs().mean(1).reshape(m.shape)
+        under = (diff * m).sum(1) / m.sum(1).clamp(min=1e-6)
+        out["frac_same_layers"] = float((under < SAME_LAYERS_TOLERANCE).float().mean())
+    return out

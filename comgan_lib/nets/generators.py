@@ -1,0 +1,254 @@
+"""The generators compared in the paper, all built on the SimpleGAN feature generator Φ.
+
+- ``SimpleGAN``: Φ and an RGB head — the plain GAN baseline of Table 2.
+- ``ComGAN`` (Eq. 2): one shared Φ feeds a light foreground head F, a light background head B and
+  a shallow mask head M; the image is ``F ⊙ M + B ⊙ (1 − M)``.
+- ``Pi1`` (Remark 1, FineGAN-like): F and M share one Φ, B has a Φ of its own: ``B(Φ_b(z))``.
+- ``Pi2`` (Remark 1, PerturbGAN-like): F, B and M each have their own Φ.
+
+Widths follow the released code: Φ starts at ``width`` channels at 4×4 and halves them in each
+upsampling block until the image size; the heads work on Φ's last ``c`` channels
+(M: c → 2c → c → 1; F and B: c → 2c, three residual blocks, 2c → c → RGB). At 128×128 with
+width 512, Φ has 4,815,808 parameters and ComGAN 5,039,728, as in the released code.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from comgan_lib.nets.blocks import (
+    GLU,
+    ImageHead,
+    MaskLogitHead,
+    ResBlock,
+    check_shape,
+    same_block,
+    up_block,
+)
+
+
+def num_upsamplings(resolution: int) -> int:
+    """Blocks needed from 4×4 to ``resolution`` (a power of two, at least 8)."""
+    n = int(math.log2(resolution / 4)) if resolution >= 8 else -1
+    if n < 1 or 4 * 2**n != resolution:
+        raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
+    return n
+
+
+class FeatureGenerator(nn.Module):
+    """Φ: z → features. fc → BN1d → GLU gives ``width``×4×4, then nearest-×2 up blocks halving
+    the channels until ``resolution``. ``forward(z, all_levels=True)`` returns every block's
+    activation (the last three are the DS-ComGAN features of Eq. 5)."""
+
+    def __init__(self, resolution: int, z_dim: int = 100, width: int = 512):
+        super().__init__()
+        n_up = num_upsamplings(resolution)
+        if width % 2**n_up or width // 2**n_up < 4:
+            raise ValueError(
+                f"gen width {width} cannot be halved {n_up} times down to at least 4 channels"
+                f" at resolution {resolution}; use a multiple of {4 * 2**n_up}"
+            )
+        self.resolution, self.z_dim, self.width = resolution, z_dim, width
+        self.fc = nn.Sequential(
+            nn.Linear(z_dim, width * 4 * 4 * 2, bias=False),
+            nn.BatchNorm1d(width * 4 * 4 * 2),
+            GLU(),
+        )
+        self.channels = [width // 2**i for i in range(n_up + 1)]
+        self.ups = nn.ModuleList(
+            up_block(c_in, c_out)
+            for c_in, c_out in zip(self.channels, self.channels[1:], strict=False)
+        )
+        self.out_channels = self.channels[-1]
+
+    def forward(self, z: torch.Tensor, all_levels: bool = False):
+        check_shape(z, (None, self.z_dim), "feature generator input z")
+        x = self.fc(z).view(z.shape[0], self.width, 4, 4)
+        levels = []
+        for up in self.ups:
+            x = up(x)
+            levels.append(x)
+        check_shape(x, (z.shape[0], self.out_channels, self.resolution, self.resolution), "Φ(z)")
+        return levels if all_levels else x
+
+
+def mask_head(c: int) -> nn.Sequential:
+    """The shallow mask network M: c → 2c → c → one channel of logits."""
+    return nn.Sequential(same_block(c, 2 * c), same_block(2 * c, c), MaskLogitHead(c))
+
+
+def layer_head(c: int, num_residual: int = 3) -> nn.Sequential:
+    """A light foreground or background network: c → 2c, residual blocks, 2c → c → RGB."""
+    return nn.Sequential(
+        same_block(c, 2 * c),
+        *[ResBlock(2 * c) for _ in range(num_residual)],
+        same_block(2 * c, c),
+        ImageHead(c),
+    )
+
+
+class Generator(nn.Module):
+    """Common interface: ``sample_z``, ``forward(z) -> dict`` and named parameter groups."""
+
+    kind = "generator"
+    has_mask = True
+
+    def __init__(self, resolution: int, z_dim: int, z_scale: float):
+        super().__init__()
+        self.resolution, self.z_dim, self.z_scale = resolution, z_dim, z_scale
+
+    def sample_z(self, n: int, generator: torch.Generator | None = None, device=None):
+        """z ~ N(0, 1)·z_scale (the released code uses a scale of 4)."""
+        device = device or next(self.parameters()).device
+        # Drawn on the CPU so that a seed gives the same z on every device.
+        return (torch.randn(n, self.z_dim, generator=generator) * self.z_scale).to(device)
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        raise NotImplementedError
+
+    def _check_image(self, x: torch.Tensor, what: str, channels: int = 3) -> torch.Tensor:
+        return check_shape(x, (None, channels, self.resolution, self.resolution), what)
+
+    def compose(self, fg, bg, mask_logits) -> dict[str, torch.Tensor]:
+        """Assumption 1 (Eq. 1): ``x = F ⊙ M + B ⊙ (1 − M)``, with M = sigmoid(logits)."""
+        self._check_image(fg, "foreground F")
+        self._check_image(bg, "background B")
+        self._check_image(mask_logits, "mask logits", channels=1)
+        mask = torch.sigmoid(mask_logits)
+        image = fg * mask + bg * (1 - mask)
+        return {"image": image, "mask": mask, "mask_logits": mask_logits, "fg": fg, "bg": bg}
+
+
+class SimpleGAN(Generator):
+    """The baseline: Φ and an RGB head, no composition."""
+
+    kind = "simplegan"
+    has_mask = False
+
+    def __init__(
+        self, resolution: int, z_dim: int = 100, width: int = 512, z_scale: float = 4.0, **_
+    ):
+        super().__init__(resolution, z_dim, z_scale)
+        self.phi = FeatureGenerator(resolution, z_dim, width)
+        self.to_image = ImageHead(self.phi.out_channels)
+
+    def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"image": self._check_image(self.to_image(self.phi(z)), "SimpleGAN image")}
+
+    def parameter_groups(self):
+        return {"trunk": list(self.phi.parameters()), "image": list(self.to_image.parameters())}
+
+
+class ComGAN(Generator):
+    """One shared Φ; F, B and M all read Φ(z) (Eq. 2)."""
+
+    kind = "comgan"
+
+    def __init__(
+        self,
+        resolution: int,
+        z_dim: int = 100,
+        width: int = 512,
+        z_scale: float = 4.0,
+        head_blocks: int = 3,
+    ):
+        super().__init__(resolution, z_dim, z_scale)
+        self.phi = FeatureGenerator(resolution, z_dim, width)
+        c = self.phi.out_channels
+        self.fg, self.bg = layer_head(c, head_blocks), layer_head(c, head_blocks)
+        self.mask = mask_head(c)
+
+    def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        phi = self.phi(z)
+        return self.compose(self.fg(phi), self.bg(phi), self.mask(phi))
+
+    def parameter_groups(self):
+        return {
+            "trunk": list(self.phi.parameters()),
+            "mask": list(self.mask.parameters()),
+            "fg": list(self.fg.parameters()),
+            "bg": list(self.bg.parameters()),
+        }
+
+
+class Pi1(Generator):
+    """FineGAN-like: F and M share Φ; B has its own feature generator, ``B(Φ_b(z))``."""
+
+    kind = "pi1"
+
+    def __init__(
+        self,
+        resolution: int,
+        z_dim: int = 100,
+        width: int = 512,
+        z_scale: float = 4.0,
+        head_blocks: int = 3,
+    ):
+        super().__init__(resolution, z_dim, z_scale)
+        self.phi = FeatureGenerator(resolution, z_dim, width)
+        self.phi_bg = FeatureGenerator(resolution, z_dim, width)
+        c = self.phi.out_channels
+        self.fg, self.bg = layer_head(c, head_blocks), layer_head(c, head_blocks)
+        self.mask = mask_head(c)
+
+    def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        phi = self.phi(z)
+        return self.compose(self.fg(phi), self.bg(self.phi_bg(z)), self.mask(phi))
+
+    def parameter_groups(self):
+        return {
+            "trunk": list(self.phi.parameters()),
+            "mask": list(self.mask.parameters()),
+            "fg": list(self.fg.parameters()),
+            "bg": list(self.phi_bg.parameters()) + list(self.bg.parameters()),
+        }
+
+
+class Pi2(Generator):
+    """PerturbGAN-like: three independent generators for F, B and M."""
+
+    kind = "pi2"
+
+    def __init__(
+        self,
+        resolution: int,
+        z_dim: int = 100,
+        width: int = 512,
+        z_scale: float = 4.0,
+        head_blocks: int = 3,
+    ):
+        super().__init__(resolution, z_dim, z_scale)
+        self.phi_fg = FeatureGenerator(resolution, z_dim, width)
+        self.phi_bg = FeatureGenerator(resolution, z_dim, width)
+        self.phi_mask = FeatureGenerator(resolution, z_dim, width)
+        c = self.phi_fg.out_channels
+        self.fg, self.bg = layer_head(c, head_blocks), layer_head(c, head_blocks)
+        self.mask = mask_head(c)
+
+    def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.compose(
+            self.fg(self.phi_fg(z)), self.bg(self.phi_bg(z)), self.mask(self.phi_mask(z))
+        )
+
+    def parameter_groups(self):
+        return {
+            "mask": list(self.phi_mask.parameters()) + list(self.mask.parameters()),
+            "fg": list(self.phi_fg.parameters()) + list(self.fg.parameters()),
+            "bg": list(self.phi_bg.parameters()) + list(self.bg.parameters()),
+        }
+
+
+GENERATORS = {cls.kind: cls for cls in (SimpleGAN, Pi1, Pi2, ComGAN)}
+
+
+def build_generator(
+    kind: str, resolution: int, z_dim: int, width: int, z_scale: float = 4.0, head_blocks: int = 3
+):
+    """A generator by its ``model.kind`` name."""
+    if kind not in GENERATORS:
+        raise ValueError(f"unknown generator kind {kind!r}; available: {', '.join(GENERATORS)}")
+    cls = GENERATORS[kind]
+    return cls(resolution, z_dim=z_dim, width=width, z_scale=z_scale, head_blocks=head_blocks)

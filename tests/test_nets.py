@@ -1,0 +1,82 @@
+"""Networks: shapes at 32/64/128, the released code's parameter counts, boundary checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from comgan_lib.nets import GENERATORS, ComGAN, FeatureGenerator, ImageDiscriminator, SimpleGAN
+from comgan_lib.nets.blocks import GLU, ResBlock, same_block, up_block
+
+
+def count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_reference_parameter_counts_at_128():
+    # Released code: feature generator 4,815,808; basic ComGAN generator 5,039,728;
+    # IMAGE_D (ndf 32, with its 20-way code head) about 3.01 M.
+    assert count(FeatureGenerator(128, 100, 512)) == pytest.approx(4_815_808, rel=0.05)
+    assert count(ComGAN(128, 100, 512)) == pytest.approx(5_039_728, rel=0.05)
+    assert count(ImageDiscriminator(128, 32, code_dim=20)) == pytest.approx(3.01e6, rel=0.05)
+
+
+@pytest.mark.parametrize("resolution, width", [(32, 64), (64, 64), (128, 128)])
+@pytest.mark.parametrize("kind", list(GENERATORS))
+def test_generator_outputs(kind, resolution, width):
+    torch.manual_seed(0)
+    G = GENERATORS[kind](resolution, z_dim=16, width=width)
+    out = G(G.sample_z(3))
+    assert out["image"].shape == (3, 3, resolution, resolution)
+    assert out["image"].abs().max() <= 1
+    if G.has_mask:
+        assert out["mask"].shape == (3, 1, resolution, resolution)
+        assert 0 <= out["mask"].min() and out["mask"].max() <= 1
+        recomposed = out["fg"] * out["mask"] + out["bg"] * (1 - out["mask"])
+        assert torch.allclose(out["image"], recomposed)
+        groups = G.parameter_groups()
+        assert {"mask", "fg", "bg"} <= set(groups)
+        grouped = {id(p) for plist in groups.values() for p in plist}
+        assert grouped == {id(p) for p in G.parameters()}  # every parameter in exactly a group
+        assert sum(len(v) for v in groups.values()) == len(grouped)
+
+
+def test_pi_models_have_independent_background_generators():
+    from comgan_lib.nets import Pi1, Pi2
+
+    assert count(Pi1(32, width=64)) > count(ComGAN(32, width=64))
+    assert count(Pi2(32, width=64)) > count(Pi1(32, width=64))
+
+
+@pytest.mark.parametrize("resolution", [32, 64, 128])
+def test_discriminator_gives_one_logit_and_code_logits(resolution):
+    D = ImageDiscriminator(resolution, 8, code_dim=5)
+    x = torch.randn(2, 3, resolution, resolution)
+    assert D(x).shape == (2,)
+    assert D.classify_code(x).shape == (2, 5)
+
+
+def test_shape_errors_name_the_boundary():
+    with pytest.raises(ValueError, match="feature generator input z"):
+        SimpleGAN(32, z_dim=8, width=64)(torch.randn(2, 9))
+    with pytest.raises(ValueError, match="D input"):
+        ImageDiscriminator(32, 8)(torch.randn(2, 3, 64, 64))
+    with pytest.raises(ValueError, match="power of two"):
+        FeatureGenerator(48)
+    with pytest.raises(ValueError, match="cannot be halved"):
+        FeatureGenerator(128, width=64)
+
+
+def test_blocks():
+    x = torch.randn(2, 8, 5, 5)
+    assert torch.allclose(GLU()(x), x[:, :4] * torch.sigmoid(x[:, 4:]))
+    assert same_block(8, 6)(x).shape == (2, 6, 5, 5)
+    assert up_block(8, 4)(x).shape == (2, 4, 10, 10)
+    assert ResBlock(8)(x).shape == x.shape
+
+
+def test_same_seed_same_z_on_any_device():
+    G = SimpleGAN(32, z_dim=8, width=64)
+    a = G.sample_z(4, generator=torch.Generator().manual_seed(1))
+    b = G.sample_z(4, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.std() > 2  # z_scale 4
