@@ -173,6 +173,10 @@ class TrainParams:
         default="fp32", metadata=meta("numeric precision", choices=("fp32", "bf16"))
     )
     flip: bool = field(default=True, metadata=meta("random horizontal flips of real images"))
+    baseline_steps: int | None = field(
+        default=None,
+        metadata=meta("steps of each Fig. 2 comparison run in 01 (null: train.steps)", min=1),
+    )
 
 
 @dataclass
@@ -193,6 +197,13 @@ class EvalParams:
         default=None, metadata=meta("local Inception weights file for torch-fidelity")
     )
     grid_size: int = field(default=8, metadata=meta("images per figure row", min=1, max=64))
+    oracle_steps: int = field(
+        default=1500,
+        metadata=meta("training steps of the oracle segmenter (evaluation only)", min=1),
+    )
+    fidelity_samples: int = field(
+        default=1000, metadata=meta("generated samples scored against the oracle", min=2)
+    )
     batch_size: int = field(default=64, metadata=meta("evaluation batch size", min=1))
 
 

@@ -198,3 +198,36 @@ def test_a_corrupt_dataset_file_stops_the_run_before_any_notebook(tmp_path, repo
     assert "broken.jpg" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o" / "mine").exists()
+
+
+def test_comgan_notebook_runs_on_smoke_and_records_its_section(tmp_path, repo):
+    root = run_workbook(
+        repo / "params" / "smoke.yaml",
+        [f"output.root={tmp_path}", "output.html=false"],
+        ["02_comgan"],
+    )
+    metrics = json.loads((root / "metrics.json").read_text())["comgan"]
+    assert metrics["steps"] == 4
+    assert set(metrics["diagnostics"]) >= {"frac_empty", "frac_full", "frac_same_layers"}
+    assert metrics["fidelity"]["orientation"] in ("mask", "inverse")
+    # Three oracle steps cannot make a trustworthy instrument, so no verdict is claimed.
+    assert metrics["oracle_trustworthy"] is False and metrics["meets_bar"] is False
+    figures = {p.name for p in (root / "figures").glob("*.png")}
+    assert {"02_fig5_rows.png", "02_training_curves.png", "02_coverage.png"} <= figures
+    assert (root / "checkpoints" / "comgan_beta1.pt").exists()
+
+
+def test_pi_baselines_notebook_runs_on_smoke(tmp_path, repo):
+    root = run_workbook(
+        repo / "params" / "smoke.yaml",
+        [f"output.root={tmp_path}", "output.html=false", "train.baseline_steps=2"],
+        ["01_pi_baselines"],
+    )
+    section = json.loads((root / "metrics.json").read_text())["pi_baselines"]
+    assert section["runs_total"] == 6 and section["steps"] == 2
+    assert 0 <= section["agree_with_paper"] <= 6
+    for row in section["runs"].values():
+        assert row["verdict"] in ("trivial", "non-trivial")
+    figures = {p.name for p in (root / "figures").glob("*.png")}
+    assert {"01_fig2_masks.png", "01_fig4_grad_norms.png", "01_lemma1_saturation.png"} <= figures
+    assert len(list((root / "checkpoints").glob("*_beta*.pt"))) == 6
