@@ -476,6 +476,18 @@ def save_params(params: Params, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(params.to_dict(), sort_keys=False))
 
 
+def add_override_argument(parser) -> None:
+    """The ``--set KEY=VALUE`` option shared by every command that reads a parameter file."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a parameter by dotted key, e.g. --set train.steps=200 (repeatable)",
+    )
+
+
 def describe_params() -> str:
     """Every key with its type, default and constraint, one line each (for docs and ``--help``)."""
     lines = []

@@ -50,9 +50,11 @@ def binary_loss(mask_logits: torch.Tensor, beta: float) -> torch.Tensor:
 
 
 class EMA:
-    """An exponential moving average copy of a model: ``ema = decay·ema + (1 − decay)·model``.
+    """An exponential moving average copy of a model: ``ema = d·ema + (1 − d)·model``.
 
-    Buffers (batch-norm running statistics) are copied as they are.
+    ``d = min(decay, (1 + step) / (10 + step))``: without this warm-up a 0.999 average still holds
+    over half of the *initial* weights after 600 steps (its time constant is 1,000 steps), and short
+    CPU runs would sample noise. Buffers (batch-norm running statistics) are copied as they are.
     """
 
     def __init__(self, model: nn.Module, decay: float = 0.999):
@@ -61,10 +63,15 @@ class EMA:
         self.decay = decay
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
 
+    def decay_at(self, step: int | None) -> float:
+        return self.decay if step is None else min(self.decay, (1 + step) / (10 + step))
+
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, step: int | None = None) -> None:
+        """Blend ``model`` in; ``step`` (the number of updates so far) enables the warm-up."""
+        decay = self.decay_at(step)
         for ema_p, p in zip(self.model.parameters(), model.parameters(), strict=True):
-            ema_p.lerp_(p.detach(), 1.0 - self.decay)
+            ema_p.lerp_(p.detach(), 1.0 - decay)
         for ema_b, b in zip(self.model.buffers(), model.buffers(), strict=True):
             ema_b.copy_(b)
 

@@ -21,7 +21,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from comgan_lib.config import NOTEBOOKS, Params, load_params, save_params
+from comgan_lib.config import NOTEBOOKS, Params, add_override_argument, load_params, save_params
 from comgan_lib.errors import ConfigError, UserError
 from comgan_lib.rundir import RunDir, run_dir_for, write_json_atomic
 from comgan_lib.runtime import (
@@ -195,14 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME",
         help="run only these notebooks (names or prefixes, e.g. 00_data or 00); commas also work",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a parameter by dotted key, e.g. --set train.steps=200 (repeatable)",
-    )
+    add_override_argument(parser)
     parser.add_argument(
         "--notebook-dir",
         type=Path,

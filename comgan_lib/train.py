@@ -294,7 +294,7 @@ def train_generator(
                     )
                     record.update(trivial_solution_summary(m, out["fg"], out["bg"]))
             opt_g.step()
-            ema.update(G)
+            ema.update(G, step - 1)
             window_steps += 1
             bar.update(1)
 

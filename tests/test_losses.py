@@ -65,6 +65,18 @@ def test_ema_is_a_moving_average():
         EMA(model, decay=1.5)
 
 
+def test_ema_warm_up_follows_the_model_early_and_caps_at_decay():
+    model = nn.Linear(1, 1, bias=False)
+    nn.init.constant_(model.weight, 0.0)
+    ema = EMA(model, decay=0.999)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model, step=0)  # decay min(0.999, 1/10) = 0.1
+    assert ema.model.weight.item() == pytest.approx(0.9)
+    assert ema.decay_at(0) == pytest.approx(0.1)
+    assert ema.decay_at(10**6) == pytest.approx(0.999)
+
+
 def test_trivial_solution_summary_flags_both_kinds():
     n = 10
     mask = torch.zeros(n, 1, 8, 8)

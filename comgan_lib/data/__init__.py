@@ -53,49 +53,32 @@ def build_dataset(
             num_scenes=d.num_scenes,
             **kwargs,
         )
+    # The generic folder loader also reads CLEVR6 after its converter; class folders share its
+    # options. Only the folder kind may skip the catalog's root check (config checked it).
+    folder_options = {
+        "split": split,
+        "holdout_fraction": d.holdout_fraction,
+        "seed": d.seed,
+        "resize_mode": d.resize_mode,
+        "on_bad_file": d.on_bad_file,
+        **kwargs,
+    }
     if d.kind == "folder":
         from comgan_lib.data.folder import ImageFolderDataset
 
-        return ImageFolderDataset(
-            d.root,
-            d.resolution,
-            split=split,
-            holdout_fraction=d.holdout_fraction,
-            seed=d.seed,
-            resize_mode=d.resize_mode,
-            on_bad_file=d.on_bad_file,
-            **kwargs,
-        )
+        return ImageFolderDataset(d.root, d.resolution, **folder_options)
 
     from comgan_lib.data.catalog import require_root
 
     root = require_root(params)
-    if d.kind == "clevr6":  # the converter writes the image-folder layout
+    if d.kind == "clevr6":
         from comgan_lib.data.folder import ImageFolderDataset
 
-        return ImageFolderDataset(
-            root,
-            d.resolution,
-            split=split,
-            holdout_fraction=d.holdout_fraction,
-            seed=d.seed,
-            resize_mode=d.resize_mode,
-            on_bad_file=d.on_bad_file,
-            **kwargs,
-        )
+        return ImageFolderDataset(root, d.resolution, **folder_options)
     if d.kind == "class_folders":
         from comgan_lib.data.class_folders import ClassFolderDataset
 
-        return ClassFolderDataset(
-            root,
-            d.resolution,
-            split=split,
-            holdout_fraction=d.holdout_fraction,
-            seed=d.seed,
-            resize_mode=d.resize_mode,
-            on_bad_file=d.on_bad_file,
-            **kwargs,
-        )
+        return ClassFolderDataset(root, d.resolution, **folder_options)
     if d.kind == "cub":
         from comgan_lib.data.cub import CUBDataset
 

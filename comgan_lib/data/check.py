@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from comgan_lib.config import Params, load_params
+from comgan_lib.config import Params, add_override_argument, load_params
 from comgan_lib.data.catalog import CATALOG, missing_root_message
 from comgan_lib.data.common import Layout, box_crop_region, rel
 from comgan_lib.errors import ConfigError, DatasetError
@@ -295,14 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Check the dataset folder of a parameter file before a long run.",
     )
     parser.add_argument("params", help="parameter file, e.g. params/cub.yaml")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a parameter, e.g. --set data.root=/data/CUB_200_2011 (repeatable)",
-    )
+    add_override_argument(parser)
     parser.add_argument(
         "--quick", action="store_true", help="only check that files exist (no header reads)"
     )

@@ -142,10 +142,11 @@ class SimpleGAN(Generator):
         return {"trunk": list(self.phi.parameters()), "image": list(self.to_image.parameters())}
 
 
-class ComGAN(Generator):
-    """One shared Φ; F, B and M all read Φ(z) (Eq. 2)."""
+class LayeredGenerator(Generator):
+    """Feature generators named in ``trunk_names`` (built in that order), then the F, B and M
+    heads on their last ``c`` channels. Subclasses say which trunk feeds which head."""
 
-    kind = "comgan"
+    trunk_names: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -156,77 +157,57 @@ class ComGAN(Generator):
         head_blocks: int = 3,
     ):
         super().__init__(resolution, z_dim, z_scale)
-        self.phi = FeatureGenerator(resolution, z_dim, width)
-        c = self.phi.out_channels
+        for name in self.trunk_names:
+            setattr(self, name, FeatureGenerator(resolution, z_dim, width))
+        c = getattr(self, self.trunk_names[0]).out_channels
         self.fg, self.bg = layer_head(c, head_blocks), layer_head(c, head_blocks)
         self.mask = mask_head(c)
+
+    @staticmethod
+    def _params(*modules: nn.Module) -> list[nn.Parameter]:
+        return [p for m in modules for p in m.parameters()]
+
+
+class ComGAN(LayeredGenerator):
+    """One shared Φ; F, B and M all read Φ(z) (Eq. 2)."""
+
+    kind = "comgan"
+    trunk_names = ("phi",)
 
     def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         phi = self.phi(z)
         return self.compose(self.fg(phi), self.bg(phi), self.mask(phi))
 
     def parameter_groups(self):
-        return {
-            "trunk": list(self.phi.parameters()),
-            "mask": list(self.mask.parameters()),
-            "fg": list(self.fg.parameters()),
-            "bg": list(self.bg.parameters()),
-        }
+        p = self._params
+        return {"trunk": p(self.phi), "mask": p(self.mask), "fg": p(self.fg), "bg": p(self.bg)}
 
 
-class Pi1(Generator):
+class Pi1(LayeredGenerator):
     """FineGAN-like: F and M share Φ; B has its own feature generator, ``B(Φ_b(z))``."""
 
     kind = "pi1"
-
-    def __init__(
-        self,
-        resolution: int,
-        z_dim: int = 100,
-        width: int = 512,
-        z_scale: float = 4.0,
-        head_blocks: int = 3,
-    ):
-        super().__init__(resolution, z_dim, z_scale)
-        self.phi = FeatureGenerator(resolution, z_dim, width)
-        self.phi_bg = FeatureGenerator(resolution, z_dim, width)
-        c = self.phi.out_channels
-        self.fg, self.bg = layer_head(c, head_blocks), layer_head(c, head_blocks)
-        self.mask = mask_head(c)
+    trunk_names = ("phi", "phi_bg")
 
     def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         phi = self.phi(z)
         return self.compose(self.fg(phi), self.bg(self.phi_bg(z)), self.mask(phi))
 
     def parameter_groups(self):
+        p = self._params
         return {
-            "trunk": list(self.phi.parameters()),
-            "mask": list(self.mask.parameters()),
-            "fg": list(self.fg.parameters()),
-            "bg": list(self.phi_bg.parameters()) + list(self.bg.parameters()),
+            "trunk": p(self.phi),
+            "mask": p(self.mask),
+            "fg": p(self.fg),
+            "bg": p(self.phi_bg, self.bg),
         }
 
 
-class Pi2(Generator):
+class Pi2(LayeredGenerator):
     """PerturbGAN-like: three independent generators for F, B and M."""
 
     kind = "pi2"
-
-    def __init__(
-        self,
-        resolution: int,
-        z_dim: int = 100,
-        width: int = 512,
-        z_scale: float = 4.0,
-        head_blocks: int = 3,
-    ):
-        super().__init__(resolution, z_dim, z_scale)
-        self.phi_fg = FeatureGenerator(resolution, z_dim, width)
-        self.phi_bg = FeatureGenerator(resolution, z_dim, width)
-        self.phi_mask = FeatureGenerator(resolution, z_dim, width)
-        c = self.phi_fg.out_channels
-        self.fg, self.bg = layer_head(c, head_blocks), layer_head(c, head_blocks)
-        self.mask = mask_head(c)
+    trunk_names = ("phi_fg", "phi_bg", "phi_mask")
 
     def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.compose(
@@ -234,10 +215,11 @@ class Pi2(Generator):
         )
 
     def parameter_groups(self):
+        p = self._params
         return {
-            "mask": list(self.phi_mask.parameters()) + list(self.mask.parameters()),
-            "fg": list(self.phi_fg.parameters()) + list(self.fg.parameters()),
-            "bg": list(self.phi_bg.parameters()) + list(self.bg.parameters()),
+            "mask": p(self.phi_mask, self.mask),
+            "fg": p(self.phi_fg, self.fg),
+            "bg": p(self.phi_bg, self.bg),
         }
 
 
