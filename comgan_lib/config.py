@@ -287,14 +287,16 @@ def _check_constraints(value: Any, md: dict, where: str) -> None:
 
 
 def _all_keys(cls, prefix: str = "") -> list[str]:
+    """Every dotted key of ``cls``, sections and their fields."""
+    hints = typing.get_type_hints(cls)  # field types are strings under postponed annotations
     keys = []
     for f in dataclasses.fields(cls):
         if f.name in _INTERNAL:
             continue
         key = f"{prefix}{f.name}"
         keys.append(key)
-        if dataclasses.is_dataclass(f.type if not isinstance(f.type, str) else None):
-            keys += _all_keys(f.type, key + ".")
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys += _all_keys(hints[f.name], key + ".")
     return keys
 
 

@@ -19,8 +19,8 @@ from comgan_lib.config import Params
 from comgan_lib.data import build_dataset, stack_items
 from comgan_lib.metrics.masks import coverage, score_masks_per_image
 from comgan_lib.nets.segmenter import UNet
-from comgan_lib.rundir import RunDir
-from comgan_lib.train import _save_atomic, sample
+from comgan_lib.rundir import RunDir, save_torch_atomic
+from comgan_lib.train import sample
 
 
 def train_oracle(
@@ -59,7 +59,7 @@ def train_oracle(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        _save_atomic({"spec": spec, "net": net.state_dict()}, path)
+        save_torch_atomic({"spec": spec, "net": net.state_dict()}, path)
     net.eval()
     pred = predict(net, test["image"])
     scores = score_masks_per_image(pred, test["mask"])

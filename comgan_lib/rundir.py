@@ -49,6 +49,17 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def save_torch_atomic(obj: Any, path: Path) -> None:
+    """``torch.save`` through a temporary file and a rename: a killed process never leaves half
+    a checkpoint."""
+    import torch
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
 def _json_default(obj):
     if hasattr(obj, "item"):  # numpy / torch scalars
         return obj.item()

@@ -36,7 +36,7 @@ from comgan_lib.errors import UserError
 from comgan_lib.losses import EMA, binary_entropy_from_logits, binary_loss, d_loss, g_loss
 from comgan_lib.metrics.masks import trivial_solution_summary
 from comgan_lib.nets import ImageDiscriminator, build_generator
-from comgan_lib.rundir import RunDir
+from comgan_lib.rundir import RunDir, save_torch_atomic
 from comgan_lib.runtime import pick_device
 
 CHECKPOINT_FORMAT = 1
@@ -109,12 +109,6 @@ class RunSpec:
 def _grad_norm(parameters) -> float:
     norms = [p.grad.detach().float().norm() for p in parameters if p.grad is not None]
     return float(torch.stack(norms).norm()) if norms else 0.0
-
-
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _truncate_log(path: Path, last_step: int) -> None:
@@ -210,7 +204,7 @@ def train_generator(
         log_path.unlink()  # a log without a checkpoint belongs to a run that never saved
 
     def save(step: int) -> None:
-        _save_atomic(
+        save_torch_atomic(
             {
                 "format": CHECKPOINT_FORMAT,
                 "step": step,

@@ -60,6 +60,11 @@ def test_unknown_key_suggests_the_closest_valid_key(tmp_path):
     assert "\n" not in message
 
 
+def test_misplaced_key_suggests_its_section(tmp_path):
+    with pytest.raises(ConfigError, match="did you mean 'train.steps'"):
+        load_params(write(tmp_path, "data: {kind: synthetic, steps: 3}\n"))
+
+
 def test_unknown_section_suggests_the_section(tmp_path):
     with pytest.raises(ConfigError, match="did you mean 'train'"):
         load_params(write(tmp_path, "data: {kind: synthetic}\ntrian: {steps: 3}\n"))

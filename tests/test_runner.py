@@ -13,24 +13,30 @@ import pytest
 from comgan_lib.run import NotebookFailed, run_workbook
 
 
+def run_cli(repo, args: list[str], timeout: int) -> subprocess.CompletedProcess:
+    """``python -m comgan_lib.run ARGS`` from the repository, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "comgan_lib.run", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, repo):
     """One real run of 00_data on params/smoke.yaml, shared by the checks below."""
     out = tmp_path_factory.mktemp("outputs")
-    result = subprocess.run(
+    result = run_cli(
+        repo,
         [
-            sys.executable,
-            "-m",
-            "comgan_lib.run",
             str(repo / "params" / "smoke.yaml"),
             "--only",
             "00_data",
             "--set",
             f"output.root={out}",
         ],
-        cwd=repo,
-        capture_output=True,
-        text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -131,11 +137,9 @@ def test_failing_notebook_exit_code_and_one_line_message(tmp_path, repo):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     _notebook(notebooks / "00_data.ipynb", ["1 / 0"])
-    result = subprocess.run(
+    result = run_cli(
+        repo,
         [
-            sys.executable,
-            "-m",
-            "comgan_lib.run",
             str(repo / "params" / "smoke.yaml"),
             "--notebook-dir",
             str(notebooks),
@@ -144,9 +148,6 @@ def test_failing_notebook_exit_code_and_one_line_message(tmp_path, repo):
             "--only",
             "00",
         ],
-        cwd=repo,
-        capture_output=True,
-        text=True,
         timeout=300,
     )
     assert result.returncode == 1
@@ -187,13 +188,7 @@ def test_a_corrupt_dataset_file_stops_the_run_before_any_notebook(tmp_path, repo
     (root / "images" / "broken.jpg").write_bytes(b"not a jpeg")
     params = tmp_path / "mine.yaml"
     params.write_text(f"data: {{kind: folder, root: {root}}}\noutput: {{root: {tmp_path / 'o'}}}\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "comgan_lib.run", str(params)],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_cli(repo, [str(params)], timeout=120)
     assert result.returncode == 2
     assert "broken.jpg" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
