@@ -140,7 +140,10 @@ class DataParams:
 class ModelParams:
     kind: str = field(
         default="ds_comgan",
-        metadata=meta("generator", choices=("simplegan", "pi1", "pi2", "comgan", "ds_comgan")),
+        metadata=meta(
+            "generator",
+            choices=("simplegan", "pi1", "pi2", "comgan", "comgan_info", "ds_comgan"),
+        ),
     )
     z_dim: int = field(default=100, metadata=meta("latent z size", min=1))
     z_scale: float = field(
@@ -154,6 +157,9 @@ class ModelParams:
     disc_width: int = field(default=64, metadata=meta("discriminator base width", min=8))
     head_blocks: int = field(
         default=3, metadata=meta("residual blocks in the F and B heads (reference: 3)", min=0)
+    )
+    info_width: int = field(
+        default=64, metadata=meta("base width of the code classifiers Q_f and Q_b", min=4)
     )
 
 
@@ -186,7 +192,19 @@ class SegmentParams:
     lr: float = field(default=2e-4, metadata=meta("Adam learning rate", min=0.0, max=1.0))
     cons_weight: float = field(default=2.0, metadata=meta("lambda of L_cons (Eq. 10)", min=0.0))
     width: int = field(default=32, metadata=meta("U-Net base width", min=4))
+    depth: int | None = field(
+        default=None,
+        metadata=meta("U-Net stages (null: from the resolution, 4 at 32 px, 5 from 64 px)", min=2),
+    )
+    disc_width: int = field(default=32, metadata=meta("mask discriminator D_m base width", min=4))
     checkpoint_every: int = field(default=500, metadata=meta("steps between checkpoints", min=1))
+    log_every: int = field(default=50, metadata=meta("steps between log lines", min=1))
+    precision: str = field(
+        default="fp32", metadata=meta("numeric precision", choices=("fp32", "bf16"))
+    )
+    orientation_samples: int = field(
+        default=512, metadata=meta("samples that decide whether M is fg or bg", min=1)
+    )
 
 
 @dataclass
@@ -203,6 +221,10 @@ class EvalParams:
     )
     fidelity_samples: int = field(
         default=1000, metadata=meta("generated samples scored against the oracle", min=2)
+    )
+    domain_steps: int = field(
+        default=800,
+        metadata=meta("training steps of the domain classifier (synthetic FID/IS features)", min=1),
     )
     batch_size: int = field(default=64, metadata=meta("evaluation batch size", min=1))
 

@@ -1,4 +1,5 @@
-"""Stage-1 training: one GAN loop for every generator kind (SimpleGAN, Π1, Π2, ComGAN).
+"""Stage-1 training: one GAN loop for every generator kind (SimpleGAN, Π1, Π2, ComGAN, and ComGAN
+with codes: ``comgan_info`` and ``ds_comgan``).
 
 Usage (from a notebook)::
 
@@ -15,7 +16,10 @@ that already reached its step count is not retrained. A non-finite loss stops tr
 ``TrainingDiverged``; the last good checkpoint is kept.
 
 One step (Eq. 3 / Eq. 11): D takes real images to 1 and the composite to 0 (non-saturating BCE from
-logits); G takes the composite to 1 and pays ``β·L_binary`` on its mask.
+logits); G takes the composite to 1 and pays ``β·L_binary`` on its mask. Generators with codes also
+pay ``info_weight · L_info`` (Eq. 8): two code classifiers Q_f and Q_b, trained jointly with G,
+recover f from the unmasked foreground F and b from the background B (cross-entropy, the InfoGAN
+lower bound). DS-ComGAN's trunk image x̄_z is judged by the same D as the composite (Eq. 7).
 """
 
 from __future__ import annotations
@@ -29,17 +33,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 from tqdm.auto import tqdm
 
 from comgan_lib.config import Params
 from comgan_lib.errors import UserError
 from comgan_lib.losses import EMA, binary_entropy_from_logits, binary_loss, d_loss, g_loss
 from comgan_lib.metrics.masks import trivial_solution_summary
-from comgan_lib.nets import ImageDiscriminator, build_generator
+from comgan_lib.nets import GENERATORS, ImageDiscriminator, build_generator
 from comgan_lib.rundir import RunDir, save_torch_atomic
 from comgan_lib.runtime import pick_device
 
 CHECKPOINT_FORMAT = 1
+
+
+def run_name(kind: str, beta_binary: float) -> str:
+    """The name notebooks use for a stage-1 run: ``<kind>_beta<β>``, e.g. ``comgan_beta1``."""
+    return f"{kind}_beta{beta_binary:g}"
 
 
 class TrainingDiverged(RuntimeError):
@@ -100,6 +111,10 @@ class RunSpec:
     batch_size: int
     lr: float
     precision: str
+    num_codes: int = 0
+    tied_codes: bool = False
+    info_width: int = 0
+    info_weight: float = 0.0
 
     def differences(self, other: dict) -> list[str]:
         mine = self.__dict__
@@ -165,20 +180,27 @@ def train_generator(
         lr=t.lr,
         precision=t.precision,
     )
+    coded = getattr(GENERATORS[kind], "has_codes", False)
+    if coded:
+        spec.num_codes, spec.tied_codes = params.model.num_codes, params.model.tied_codes
+        spec.info_width, spec.info_weight = params.model.info_width, t.info_weight
     device = pick_device(params.run.device)
     ckpt_path = run.path("checkpoints", f"{name}.pt")
     log_path = run.path("logs", f"{name}.jsonl")
 
     seed = params.run.seed * 1_000_003 + zlib.crc32(name.encode())
     torch.manual_seed(seed)
-    G = build_generator(
-        kind, spec.resolution, spec.z_dim, spec.gen_width, spec.z_scale, spec.head_blocks
-    )
+    G = _build_from_spec(spec.__dict__)
     D = ImageDiscriminator(spec.resolution, spec.disc_width)
+    Q = build_code_classifiers(spec.__dict__) if coded else None
     G.to(device).train()
     D.to(device).train()
     ema = EMA(G, t.ema_decay)
-    opt_g = torch.optim.Adam(G.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
+    # Q_f and Q_b are optimised with G, as in the reference (they maximise the same L_info bound).
+    g_params = list(G.parameters()) + (list(Q.parameters()) if Q is not None else [])
+    if Q is not None:
+        Q.to(device).train()
+    opt_g = torch.optim.Adam(g_params, lr=t.lr, betas=(t.beta1, t.beta2))
     opt_d = torch.optim.Adam(D.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
     batches = torch.Generator().manual_seed(seed)
 
@@ -193,6 +215,8 @@ def train_generator(
             )
         G.load_state_dict(state["G"])
         D.load_state_dict(state["D"])
+        if Q is not None:
+            Q.load_state_dict(state["Q"])
         ema.load_state_dict(state["G_ema"])
         opt_g.load_state_dict(state["opt_G"])
         opt_d.load_state_dict(state["opt_D"])
@@ -212,6 +236,7 @@ def train_generator(
                 "G": G.state_dict(),
                 "D": D.state_dict(),
                 "G_ema": ema.state_dict(),
+                "Q": Q.state_dict() if Q is not None else None,
                 "opt_G": opt_g.state_dict(),
                 "opt_D": opt_d.state_dict(),
                 "rng_torch": torch.get_rng_state(),
@@ -234,14 +259,15 @@ def train_generator(
             step += 1
             want_log = step % t.log_every == 0 or step == steps
             real = bank.sample(t.batch_size, batches).to(device)
-            z = G.sample_z(t.batch_size)
+            latents = G.sample_latents(t.batch_size, device=device)
+            fakes = ("image", "trunk_image")  # the composite, and DS-ComGAN's x̄_z (Eq. 7)
 
-            # D step: real → 1, composite → 0.
+            # D step: real → 1, every fake → 0.
             with _autocast(device, t.precision):
-                out = G(z)
+                out = G(**latents)
                 real_logits = D(real).float()
-                fake_logits = D(out["image"].detach()).float()
-            loss_d = d_loss(real_logits, fake_logits)
+                fake_logits = [D(out[k].detach()).float() for k in fakes if k in out]
+            loss_d = d_loss(real_logits, *fake_logits)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
@@ -250,10 +276,18 @@ def train_generator(
             if want_log and G.has_mask:
                 out["mask"].retain_grad()
             with _autocast(device, t.precision):
-                gen_logits = D(out["image"]).float()
-            loss_adv = g_loss(gen_logits)
+                gen_logits = [D(out[k]).float() for k in fakes if k in out]
+                if Q is not None:
+                    code_logits = {c: Q[c].classify_code(out[c]).float() for c in ("fg", "bg")}
+            loss_adv = sum(g_loss(logits) for logits in gen_logits)
             loss_bin = binary_loss(out["mask_logits"], beta) if G.has_mask else loss_adv * 0
-            loss_g = loss_adv + loss_bin
+            loss_info = loss_adv * 0
+            if Q is not None:
+                targets = {"fg": latents["f"], "bg": latents["b"]}
+                loss_info = spec.info_weight * sum(
+                    F.cross_entropy(code_logits[c], targets[c]) for c in ("fg", "bg")
+                )
+            loss_g = loss_adv + loss_bin + loss_info
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
 
@@ -273,8 +307,13 @@ def train_generator(
                     "loss_adv": loss_adv.item(),
                     "loss_binary": loss_bin.item(),
                     "d_real": torch.sigmoid(real_logits).mean().item(),
-                    "d_fake": torch.sigmoid(fake_logits).mean().item(),
+                    "d_fake": torch.sigmoid(fake_logits[0]).mean().item(),
                 }
+                if Q is not None:
+                    record["loss_info"] = loss_info.item()
+                    for c, code in (("fg", "f"), ("bg", "b")):
+                        hits = code_logits[c].argmax(1) == targets[c]
+                        record[f"info_acc_{code}"] = hits.float().mean().item()
                 for group, plist in groups.items():
                     record[f"grad_norm_{group}"] = _grad_norm(plist)
                 if G.has_mask:
@@ -320,33 +359,73 @@ def train_generator(
     }
 
 
-def load_generator(run: RunDir, name: str, device: str | torch.device = "cpu", ema: bool = True):
-    """The trained generator of run ``name`` (the EMA copy by default), in eval mode."""
-    path = run.path("checkpoints", f"{name}.pt")
-    if not path.exists():
-        raise UserError(f"no checkpoint for run '{name}' at {path}; train it first")
-    state = torch.load(path, map_location=device, weights_only=False)
-    spec = state["spec"]
-    G = build_generator(
+def _build_from_spec(spec: dict):
+    return build_generator(
         spec["kind"],
         spec["resolution"],
         spec["z_dim"],
         spec["gen_width"],
         spec["z_scale"],
         spec["head_blocks"],
+        num_codes=spec.get("num_codes", 0),
+        tied_codes=spec.get("tied_codes", False),
     )
+
+
+def build_code_classifiers(spec: dict) -> nn.ModuleDict:
+    """Q_f and Q_b (Eq. 8): two discriminator-shaped networks of which only the code head is used,
+    reading the unmasked F and B as in the released code."""
+    res = spec["resolution"]
+    return nn.ModuleDict(
+        {
+            c: ImageDiscriminator(res, spec["info_width"], code_dim=spec["num_codes"])
+            for c in ("fg", "bg")
+        }
+    )
+
+
+def _load_checkpoint(run: RunDir, name: str, device) -> dict:
+    path = run.path("checkpoints", f"{name}.pt")
+    if not path.exists():
+        raise UserError(f"no checkpoint for run '{name}' at {path}; train it first")
+    return torch.load(path, map_location=device, weights_only=False)
+
+
+def load_generator(run: RunDir, name: str, device: str | torch.device = "cpu", ema: bool = True):
+    """The trained generator of run ``name`` (the EMA copy by default), in eval mode."""
+    state = _load_checkpoint(run, name, device)
+    G = _build_from_spec(state["spec"])
     G.load_state_dict(state["G_ema" if ema else "G"])
     return G.to(device).eval()
+
+
+def load_code_classifiers(run: RunDir, name: str, device: str | torch.device = "cpu"):
+    """The trained Q_f and Q_b of a run with codes (``ModuleDict`` with keys fg, bg), eval mode."""
+    state = _load_checkpoint(run, name, device)
+    if not state.get("Q"):
+        raise UserError(f"run '{name}' has no code classifiers (kind {state['spec']['kind']})")
+    Q = build_code_classifiers(state["spec"])
+    Q.load_state_dict(state["Q"])
+    return Q.to(device).eval()
 
 
 @torch.no_grad()
 def sample(G, n: int, seed: int = 0, batch_size: int = 256) -> dict[str, torch.Tensor]:
     """``n`` samples from ``G`` with a fixed seed, every output concatenated on the CPU."""
+    # All latents at once, so the samples do not depend on the batch size.
+    latents = G.sample_latents(n, generator=torch.Generator().manual_seed(seed), device="cpu")
+    return generate(G, latents, batch_size)
+
+
+@torch.no_grad()
+def generate(G, latents: dict[str, torch.Tensor], batch_size: int = 256) -> dict[str, torch.Tensor]:
+    """Run ``G`` on given latents (z, and f, b for coded models) in batches; outputs on the CPU,
+    with the latents included."""
     device = next(G.parameters()).device
-    # All z at once, so the samples do not depend on the batch size.
-    z_all = G.sample_z(n, generator=torch.Generator().manual_seed(seed), device="cpu")
+    n = len(latents["z"])
     parts = []
     for start in range(0, n, batch_size):
-        z = z_all[start : start + batch_size]
-        parts.append({k: v.float().cpu() for k, v in G(z.to(device)).items()} | {"z": z})
+        chunk = {k: v[start : start + batch_size] for k, v in latents.items()}
+        out = G(**{k: v.to(device) for k, v in chunk.items()})
+        parts.append({k: v.float().cpu() for k, v in out.items()} | chunk)
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}

@@ -26,7 +26,7 @@ def test_reference_parameter_counts_at_128():
 def test_generator_outputs(kind, resolution, width):
     torch.manual_seed(0)
     G = GENERATORS[kind](resolution, z_dim=16, width=width)
-    out = G(G.sample_z(3))
+    out = G(**G.sample_latents(3))
     assert out["image"].shape == (3, 3, resolution, resolution)
     assert out["image"].abs().max() <= 1
     if G.has_mask:
@@ -39,6 +39,46 @@ def test_generator_outputs(kind, resolution, width):
         grouped = {id(p) for plist in groups.values() for p in plist}
         assert grouped == {id(p) for p in G.parameters()}  # every parameter in exactly a group
         assert sum(len(v) for v in groups.values()) == len(grouped)
+
+
+def test_ds_comgan_matches_the_released_parameter_count():
+    # Released G_NET_of_DSComGAN at 128 px, 200 codes, F/B with 2 residual blocks: 8,555,488.
+    from comgan_lib.nets import DSComGAN
+
+    G = DSComGAN(128, width=512, head_blocks=2, num_codes=200)
+    assert count(G) == pytest.approx(8_555_488, rel=0.05)
+    assert G.phi_channels == 64  # 16 | 32 | 16 channels of Eq. 5's φ at 128 px
+
+
+@pytest.mark.parametrize("kind", ["comgan_info", "ds_comgan"])
+def test_codes_drive_the_layers_they_name(kind):
+    torch.manual_seed(0)
+    G = GENERATORS[kind](32, z_dim=16, width=64, num_codes=4).eval()
+    z = G.sample_z(2)
+    zero, one = torch.zeros(2, dtype=torch.long), torch.ones(2, dtype=torch.long)
+    base = G(z, f=zero, b=zero)
+    new_f = G(z, f=one, b=zero)
+    new_b = G(z, f=zero, b=one)
+    # f changes F only, b changes B only, and neither changes the mask M(φ).
+    assert not torch.allclose(base["fg"], new_f["fg"]) and torch.equal(base["bg"], new_f["bg"])
+    assert not torch.allclose(base["bg"], new_b["bg"]) and torch.equal(base["fg"], new_b["fg"])
+    assert torch.equal(base["mask"], new_f["mask"]) and torch.equal(base["mask"], new_b["mask"])
+    one_hot = G(z, f=torch.eye(4)[[1, 1]], b=torch.eye(4)[[0, 0]])
+    assert torch.allclose(one_hot["image"], new_f["image"])  # indices and one-hot rows agree
+    assert ("trunk_image" in base) == (kind == "ds_comgan")
+    with pytest.raises(ValueError, match="needs codes"):
+        G(z)
+    with pytest.raises(ValueError, match="codes must lie"):
+        G(z, f=torch.tensor([0, 4]), b=zero)
+
+
+def test_tied_codes_set_b_to_f():
+    from comgan_lib.nets import DSComGAN
+
+    tied = DSComGAN(32, width=64, num_codes=7, tied_codes=True).sample_latents(50)
+    assert torch.equal(tied["f"], tied["b"])
+    free = DSComGAN(32, width=64, num_codes=7).sample_latents(50)
+    assert not torch.equal(free["f"], free["b"])
 
 
 def test_pi_models_have_independent_background_generators():

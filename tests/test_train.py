@@ -11,6 +11,7 @@ from comgan_lib.rundir import RunDir
 from comgan_lib.train import (
     ImageBank,
     TrainingDiverged,
+    load_code_classifiers,
     load_generator,
     read_log,
     sample,
@@ -38,7 +39,7 @@ def bank():
     return ImageBank(torch.rand(16, 3, 32, 32) * 2 - 1)
 
 
-@pytest.mark.parametrize("kind", ["comgan", "pi1", "pi2", "simplegan"])
+@pytest.mark.parametrize("kind", ["comgan", "pi1", "pi2", "simplegan", "comgan_info", "ds_comgan"])
 def test_short_run_writes_log_and_checkpoint(tmp_path, params, bank, kind):
     run = RunDir(tmp_path)
     result = train_generator(params, run, kind=kind, steps=6, bank=bank, progress=False)
@@ -53,6 +54,10 @@ def test_short_run_writes_log_and_checkpoint(tmp_path, params, bank, kind):
         )
         assert {"frac_empty", "frac_full", "frac_same_layers", "mask_entropy"} <= set(records[-1])
         assert records[-1]["grad_norm_mask"] > 0
+    if kind in ("comgan_info", "ds_comgan"):
+        assert 0 <= records[-1]["info_acc_f"] <= 1 and records[-1]["loss_info"] > 0
+        Q = load_code_classifiers(run, kind)
+        assert Q["fg"].classify_code(torch.zeros(2, 3, 32, 32)).shape == (2, params.model.num_codes)
     G = load_generator(run, kind)
     out = sample(G, 5, seed=1, batch_size=2)
     assert out["image"].shape == (5, 3, 32, 32)

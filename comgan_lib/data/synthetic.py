@@ -32,6 +32,8 @@ MIN_RESOLUTION, MAX_RESOLUTION = 32, 128
 
 # Base hue of each species (in [0, 1)); objects jitter around it so species stay recognisable.
 _SPECIES_HUE = (0.02, 0.15, 0.55, 0.33, 0.80)
+OBJECT_SCALE = (0.42, 0.68)  # object radius range, in half-image units
+LIGHT = (0.55, 0.7)  # illumination field: base + amplitude * smooth noise
 
 
 def _item_seed(seed: int, split: str, index: int) -> int:
@@ -91,7 +93,7 @@ def _shape_inside(species: int, x: torch.Tensor, y: torch.Tensor, wobble: float)
 def _foreground_layer(gen, species, u, v, res) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw one object: its RGB layer over the whole image (in [0, 1]) and its binary mask."""
     cx, cy = _uniform(gen, -0.4, 0.4), _uniform(gen, -0.4, 0.4)
-    scale = _uniform(gen, 0.42, 0.68)
+    scale = _uniform(gen, *OBJECT_SCALE)
     angle = _uniform(gen, -math.pi, math.pi)
     aspect = _uniform(gen, 0.8, 1.25)
     wobble = float(_uniform(gen, -math.pi, math.pi))
@@ -172,7 +174,7 @@ def render_item(
     bg = _background_layer(gen, scene, u, v, resolution)
     # One illumination field and sensor noise on both layers: the composition stays exact, while
     # the border colour stops being a reliable background model.
-    light = 0.55 + 0.7 * _value_noise(gen, resolution, 3)
+    light = LIGHT[0] + LIGHT[1] * _value_noise(gen, resolution, 3)
     fg, bg = fg * light, bg * light
     fg = (fg + 0.02 * torch.randn(fg.shape, generator=gen)).clamp(0, 1) * 2 - 1
     bg = (bg + 0.02 * torch.randn(bg.shape, generator=gen)).clamp(0, 1) * 2 - 1

@@ -1,10 +1,13 @@
 """Networks: GLU blocks, the SimpleGAN feature generator, the generators compared in the paper
-(SimpleGAN, Π1, Π2, ComGAN), and the image discriminator. ``build_generator`` picks one by name."""
+(SimpleGAN, Π1, Π2, ComGAN, ComGAN + codes, DS-ComGAN), and the image discriminator.
+``build_generator`` picks one by name."""
 
 from comgan_lib.nets.discriminators import ImageDiscriminator
 from comgan_lib.nets.generators import (
     GENERATORS,
     ComGAN,
+    ComGANInfo,
+    DSComGAN,
     FeatureGenerator,
     Pi1,
     Pi2,
@@ -15,6 +18,8 @@ from comgan_lib.nets.generators import (
 __all__ = [
     "GENERATORS",
     "ComGAN",
+    "ComGANInfo",
+    "DSComGAN",
     "FeatureGenerator",
     "ImageDiscriminator",
     "Pi1",

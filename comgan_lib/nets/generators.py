@@ -5,6 +5,8 @@
   a shallow mask head M; the image is ``F ⊙ M + B ⊙ (1 − M)``.
 - ``Pi1`` (Remark 1, FineGAN-like): F and M share one Φ, B has a Φ of its own: ``B(Φ_b(z))``.
 - ``Pi2`` (Remark 1, PerturbGAN-like): F, B and M each have their own Φ.
+- ``ComGANInfo`` and ``DSComGAN`` (Sec. 3.2): ComGAN with foreground and background codes f and b;
+  DS-ComGAN also builds φ from Φ's last three activations (Eq. 5) and draws Φ's own image x̄_z.
 
 Widths follow the released code: Φ starts at ``width`` channels at 4×4 and halves them in each
 upsampling block until the image size; the heads work on Φ's last ``c`` channels
@@ -99,6 +101,12 @@ class Generator(nn.Module):
     def __init__(self, resolution: int, z_dim: int, z_scale: float):
         super().__init__()
         self.resolution, self.z_dim, self.z_scale = resolution, z_dim, z_scale
+
+    has_codes = False
+
+    def sample_latents(self, n: int, generator: torch.Generator | None = None, device=None):
+        """Every input of ``forward`` for ``n`` samples, as keyword arguments."""
+        return {"z": self.sample_z(n, generator, device)}
 
     def sample_z(self, n: int, generator: torch.Generator | None = None, device=None):
         """z ~ N(0, 1)·z_scale (the released code uses a scale of 4)."""
@@ -223,14 +231,163 @@ class Pi2(LayeredGenerator):
         }
 
 
-GENERATORS = {cls.kind: cls for cls in (SimpleGAN, Pi1, Pi2, ComGAN)}
+def one_hot_codes(codes: torch.Tensor, num_codes: int, what: str) -> torch.Tensor:
+    """Integer codes [N] or one-hot rows [N, num_codes] → float one-hot [N, num_codes]."""
+    if codes.dim() == 1:
+        if codes.numel() and (codes.min() < 0 or codes.max() >= num_codes):
+            raise ValueError(f"{what} codes must lie in [0, {num_codes}), got {codes.tolist()}")
+        return nn.functional.one_hot(codes.long(), num_codes).float()
+    return check_shape(codes, (None, num_codes), f"{what} one-hot code").float()
+
+
+class CodedComGAN(Generator):
+    """ComGAN with the disentanglement module's codes (Sec. 3.2): ``F(φ,f)``, ``B(φ,b)``, ``M(φ)``.
+
+    f and b are one-hot codes of size ``num_codes``, tiled over the image and concatenated in front
+    of φ. Two variants, the last two rows of Table 2:
+
+    - ``comgan_info`` (``global_features=False``): φ is Φ's last activation, as in ComGAN, and the
+      training loop adds L_info (Eq. 8) through the code classifiers Q_f and Q_b.
+    - ``ds_comgan`` (``global_features=True``, Eq. 5): φ concatenates Φ's last three activations,
+      brought to full resolution by learned upsampling blocks (nearest ×4 / ×2 + conv), and Φ also
+      draws its own image ``x̄_z`` that D judges beside the composite (Eq. 7).
+
+    ``tied_codes=True`` sets b = f, as the released code does; the paper draws them independently.
+    """
+
+    has_codes = True
+
+    def __init__(
+        self,
+        resolution: int,
+        z_dim: int = 100,
+        width: int = 512,
+        z_scale: float = 4.0,
+        head_blocks: int = 2,
+        num_codes: int = 10,
+        tied_codes: bool = False,
+        global_features: bool = True,
+    ):
+        super().__init__(resolution, z_dim, z_scale)
+        if num_codes < 1:
+            raise ValueError(f"num_codes must be at least 1, got {num_codes}")
+        self.num_codes, self.tied_codes = num_codes, tied_codes
+        self.global_features = global_features
+        self.phi = FeatureGenerator(resolution, z_dim, width)
+        c = self.phi.out_channels
+        if global_features:
+            if len(self.phi.channels) < 4:
+                raise ValueError(f"global features need resolution >= 32, got {resolution}")
+            c1, c2 = self.phi.channels[-3], self.phi.channels[-2]  # 4c at R/4, 2c at R/2
+            self.up_a1 = up_block(c1, c1 // 2, scale=4)
+            self.up_a2 = up_block(c2, c2 // 2, scale=2)
+            phi_ch, hidden = c1 // 2 + c2 // 2 + c, 8 * c
+            self.to_trunk_image = ImageHead(c)
+            self.mask = nn.Sequential(
+                same_block(phi_ch, hidden),
+                ResBlock(hidden),
+                same_block(hidden, c),
+                MaskLogitHead(c),
+            )
+        else:
+            phi_ch, hidden = c, 2 * c
+            self.mask = mask_head(c)
+        self.phi_channels = phi_ch
+
+        def coded_head() -> nn.Sequential:
+            return nn.Sequential(
+                same_block(phi_ch + num_codes, hidden),
+                *[ResBlock(hidden) for _ in range(head_blocks)],
+                same_block(hidden, c),
+                ImageHead(c),
+            )
+
+        self.fg, self.bg = coded_head(), coded_head()
+
+    def sample_latents(self, n: int, generator: torch.Generator | None = None, device=None):
+        """z and independent uniform codes f, b (b = f when codes are tied), drawn on the CPU."""
+        z = self.sample_z(n, generator, device)
+        f = torch.randint(self.num_codes, (n,), generator=generator)
+        b = torch.randint(self.num_codes, (n,), generator=generator)
+        if self.tied_codes:
+            b = f.clone()
+        return {"z": z, "f": f.to(z.device), "b": b.to(z.device)}
+
+    def features(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(φ, Φ's last activation)."""
+        levels = self.phi(z, all_levels=True)
+        last = levels[-1]
+        if not self.global_features:
+            return last, last
+        phi = torch.cat([self.up_a1(levels[-3]), self.up_a2(levels[-2]), last], dim=1)
+        return phi, last
+
+    def forward(self, z: torch.Tensor, f=None, b=None) -> dict[str, torch.Tensor]:
+        if f is None or b is None:
+            raise ValueError(f"{self.kind} needs codes f and b; draw them with sample_latents()")
+        phi, last = self.features(z)
+        n, size = z.shape[0], self.resolution
+        f1 = one_hot_codes(f, self.num_codes, "f").to(phi)
+        b1 = one_hot_codes(b, self.num_codes, "b").to(phi)
+        tile = lambda code: code[:, :, None, None].expand(n, self.num_codes, size, size)  # noqa: E731
+        out = self.compose(
+            self.fg(torch.cat([tile(f1), phi], 1)),
+            self.bg(torch.cat([tile(b1), phi], 1)),
+            self.mask(phi),
+        )
+        if self.global_features:
+            out["trunk_image"] = self._check_image(self.to_trunk_image(last), "x̄_z")
+        return out
+
+    def parameter_groups(self):
+        trunk = list(self.phi.parameters())
+        if self.global_features:
+            for m in (self.up_a1, self.up_a2, self.to_trunk_image):
+                trunk += list(m.parameters())
+        return {
+            "trunk": trunk,
+            "mask": list(self.mask.parameters()),
+            "fg": list(self.fg.parameters()),
+            "bg": list(self.bg.parameters()),
+        }
+
+
+class ComGANInfo(CodedComGAN):
+    """Table 2's "+ L_info" row: ComGAN's heads on Φ's last activation, with codes and L_info."""
+
+    kind = "comgan_info"
+
+    def __init__(self, resolution: int, **kwargs):
+        super().__init__(resolution, **kwargs, global_features=False)
+
+
+class DSComGAN(CodedComGAN):
+    """DS-ComGAN (Fig. 3): global features (Eq. 5), codes (Eq. 6), x̄_z judged by D (Eq. 7)."""
+
+    kind = "ds_comgan"
+
+    def __init__(self, resolution: int, **kwargs):
+        super().__init__(resolution, **kwargs, global_features=True)
+
+
+GENERATORS = {cls.kind: cls for cls in (SimpleGAN, Pi1, Pi2, ComGAN, ComGANInfo, DSComGAN)}
 
 
 def build_generator(
-    kind: str, resolution: int, z_dim: int, width: int, z_scale: float = 4.0, head_blocks: int = 3
+    kind: str,
+    resolution: int,
+    z_dim: int,
+    width: int,
+    z_scale: float = 4.0,
+    head_blocks: int = 3,
+    num_codes: int = 0,
+    tied_codes: bool = False,
 ):
-    """A generator by its ``model.kind`` name."""
+    """A generator by its ``model.kind`` name (codes apply to ``comgan_info`` and ``ds_comgan``)."""
     if kind not in GENERATORS:
         raise ValueError(f"unknown generator kind {kind!r}; available: {', '.join(GENERATORS)}")
     cls = GENERATORS[kind]
-    return cls(resolution, z_dim=z_dim, width=width, z_scale=z_scale, head_blocks=head_blocks)
+    kwargs = {"z_dim": z_dim, "width": width, "z_scale": z_scale, "head_blocks": head_blocks}
+    if getattr(cls, "has_codes", False):
+        kwargs.update(num_codes=num_codes, tied_codes=tied_codes)
+    return cls(resolution, **kwargs)
