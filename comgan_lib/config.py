@@ -183,6 +183,12 @@ class TrainParams:
         default=None,
         metadata=meta("steps of each Fig. 2 comparison run in 01 (null: train.steps)", min=1),
     )
+    ladder_steps: int | None = field(
+        default=None,
+        metadata=meta(
+            "steps at which every Table 2 row is compared (a snapshot; null: train.steps)", min=1
+        ),
+    )
 
 
 @dataclass

@@ -6,10 +6,11 @@ Usage::
     python -m comgan_lib.run params/smoke.yaml --only 00_data --set data.train_size=64
 
 Writes ``outputs/<run>/`` (see ``comgan_lib.rundir``): the resolved ``params.yaml``, each
-executed notebook and its HTML copy, ``figures/``, ``tables/``, ``metrics.json`` and
-``manifest.json``. Exit status: 0 when every notebook ran; 1 when a notebook failed (the message
-names the notebook and the cell, and the partial executed notebook is kept); 2 for a user error
-(bad parameters, missing file), reported as one line without a traceback.
+executed notebook and its HTML copy, ``figures/``, ``tables/``, ``metrics.json``,
+``manifest.json`` and, after the notebooks (also when one failed), ``report.html``
+(``comgan_lib.report``). Exit status: 0 when every notebook ran; 1 when a notebook failed (the
+message names the notebook and the cell, and the partial executed notebook is kept); 2 for a user
+error (bad parameters, missing file), reported as one line without a traceback.
 """
 
 from __future__ import annotations
@@ -166,6 +167,8 @@ def run_workbook(
             except BaseException as exc:
                 entry["wall_s"] = round(time.perf_counter() - start, 2)
                 entry["status"] = "failed" if isinstance(exc, NotebookFailed) else "interrupted"
+                if isinstance(exc, NotebookFailed):
+                    entry["error"] = str(exc)
                 raise
             entry["status"] = "ok"
             print(f"[{i}/{len(names)}] {name}: done in {entry['wall_s']:.1f} s", flush=True)
@@ -180,7 +183,23 @@ def run_workbook(
         manifest["wall_s"] = round(time.perf_counter() - t0, 2)
         manifest["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         write_json_atomic(manifest_path, manifest)
+        write_report_safely(run.root)
     return run.root
+
+
+def write_report_safely(run_root: Path) -> Path | None:
+    """Write the run's report.html and print its path and size. Runs after the notebooks, also
+    when one failed (the report then names it); a failure here is one warning line and never
+    hides a notebook's error."""
+    try:
+        from comgan_lib.report import human_size, write_report
+
+        path = write_report(run_root)
+    except Exception as exc:  # the notebook's outcome matters more than the page
+        print(f"warning: report not written: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
+    print(f"report: {path} ({human_size(path.stat().st_size)})", flush=True)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,10 +7,12 @@ Layout::
       manifest.json    parameters, git commit, package versions, device, wall time per notebook
       metrics.json     every number the notebooks computed, one section per notebook
       notebooks/       executed notebooks (.ipynb) and their HTML copies
-      figures/         PNG figures
+      figures/         figures as PNG (shown in notebooks and the report) and PDF (for print)
       tables/          tables as CSV and Markdown
       checkpoints/     model checkpoints
       logs/            training logs (jsonl)
+      report.html      one self-contained page: figures, tables, diagnostics, manifest
+                       (``comgan_lib.report``)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import math
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,19 @@ from comgan_lib.runtime import PROJECT_ROOT
 
 SUBFOLDERS = ("notebooks", "figures", "tables", "checkpoints", "logs")
 NOT_RUN = "not run"
+
+
+@dataclass(frozen=True)
+class NotRun:
+    """A table cell that was not computed, and why: rendered as ``not run: <reason>``.
+
+    Tables use it instead of a bare None wherever the reason is known, so a reader never meets a
+    blank cell or has to guess what is missing."""
+
+    reason: str = ""
+
+    def __str__(self) -> str:
+        return f"{NOT_RUN}: {self.reason}" if self.reason else NOT_RUN
 
 
 def run_dir_for(params: Params) -> Path:
@@ -99,18 +115,45 @@ class RunDir:
         write_json_atomic(self.metrics_path, metrics)
         return metrics
 
-    def save_figure(self, fig, name: str, dpi: int = 120) -> Path:
+    def save_figure(
+        self,
+        fig,
+        name: str,
+        dpi: int = 120,
+        *,
+        model: str | None = None,
+        pdf: bool = True,
+        stamp: bool = True,
+    ) -> Path:
+        """Write ``figures/<name>.png`` (returned; notebooks and the report show it) and, unless
+        ``pdf=False``, ``figures/<name>.pdf`` for print. ``stamp`` labels the figure with the run
+        and ``model`` (``comgan_lib.viz.stamp``), so a figure lifted out of the run folder still
+        says where it came from."""
+        if stamp:
+            from comgan_lib.viz import stamp as stamp_figure
+
+            stamp_figure(fig, run=self.root.name, model=model)
         path = self.path("figures", f"{name}.png")
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        if pdf:
+            fig.savefig(
+                path.with_suffix(".pdf"),
+                bbox_inches="tight",
+                metadata={"Title": f"{name} ({self.root.name})", "Creator": "comgan_lib"},
+            )
         return path
 
     def save_table(self, name: str, rows: list[dict], digits: int = 3) -> Path:
-        """Write ``rows`` (dicts with the same keys) as CSV and as a Markdown table."""
+        """Write ``rows`` (dicts with the same keys) as CSV and as a Markdown table.
+
+        A missing number (None, NaN) is written "not run"; a ``NotRun(reason)`` cell is written
+        "not run: <reason>", in both files. The CSV keeps full precision; Markdown rounds to
+        ``digits``."""
         columns = list(rows[0]) if rows else []
         with open(self.path("tables", f"{name}.csv"), "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns)
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows({c: csv_cell(row.get(c)) for c in columns} for row in rows)
         md = self.path("tables", f"{name}.md")
         md.write_text(markdown_table(rows, digits))
         return md
@@ -127,9 +170,24 @@ def _finite_or_none(obj):
     return obj
 
 
+def _is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
+def csv_cell(value):
+    """A CSV cell: numbers at full precision, a missing value "not run" (with its reason)."""
+    if isinstance(value, NotRun):
+        return str(value)
+    if _is_missing(value):
+        return NOT_RUN
+    return value
+
+
 def format_cell(value, digits: int = 3) -> str:
-    """A table cell: numbers rounded, a missing value shown as "not run"."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+    """A table cell: numbers rounded, a missing value shown as "not run" (with its reason)."""
+    if isinstance(value, NotRun):
+        return str(value)
+    if _is_missing(value):
         return NOT_RUN
     if isinstance(value, float):
         return f"{value:.{digits}f}"
@@ -142,5 +200,31 @@ def markdown_table(rows: list[dict], digits: int = 3) -> str:
     columns = list(rows[0])
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        lines.append("| " + " | ".join(format_cell(row.get(c), digits) for c in columns) + " |")
+        cells = (format_cell(row.get(c), digits).replace("|", "\\|") for c in columns)
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def html_table(rows: list[dict], digits: int = 3, caption: str | None = None) -> str:
+    """The same table as HTML (escaped; "not run" cells get the class ``not-run``)."""
+    from html import escape
+
+    if not rows:
+        return "<p><em>(empty table)</em></p>"
+    columns = list(rows[0])
+    out = ["<table>"]
+    if caption:
+        out.append(f"<caption>{escape(caption)}</caption>")
+    out.append("<thead><tr>" + "".join(f"<th>{escape(str(c))}</th>" for c in columns) + "</tr>")
+    out.append("</thead><tbody>")
+    for row in rows:
+        cells = []
+        for c in columns:
+            value = row.get(c)
+            text = format_cell(value, digits)
+            missing = isinstance(value, NotRun) or _is_missing(value)
+            cls = ' class="not-run"' if missing else ""
+            cells.append(f"<td{cls}>{escape(text)}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)

@@ -53,6 +53,12 @@ def run_name(kind: str, beta_binary: float) -> str:
     return f"{kind}_beta{beta_binary:g}"
 
 
+def snapshot_name(name: str, step: int) -> str:
+    """A frozen copy of run ``name`` at ``step`` (written at ``train.ladder_steps``), loadable with
+    ``load_generator`` like any run: Table 2 compares every model at the same step count."""
+    return f"{name}@{step}"
+
+
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the message names the step and the kept checkpoint."""
 
@@ -227,7 +233,7 @@ def train_generator(
     elif log_path.exists():
         log_path.unlink()  # a log without a checkpoint belongs to a run that never saved
 
-    def save(step: int) -> None:
+    def save(step: int, path: Path = ckpt_path) -> None:
         save_torch_atomic(
             {
                 "format": CHECKPOINT_FORMAT,
@@ -242,7 +248,7 @@ def train_generator(
                 "rng_torch": torch.get_rng_state(),
                 "rng_batches": batches.get_state(),
             },
-            ckpt_path,
+            path,
         )
 
     if bank is None and start < steps:
@@ -342,6 +348,8 @@ def train_generator(
             if step % t.checkpoint_every == 0 or step == steps:
                 save(step)
                 start = step
+            if step == t.ladder_steps:
+                save(step, run.path("checkpoints", f"{snapshot_name(name, step)}.pt"))
     bar.close()
     if not ckpt_path.exists():
         save(step)

@@ -58,6 +58,10 @@ def test_run_folder_is_complete(smoke_run):
     assert all((run / "figures" / f).stat().st_size > 1000 for f in figures)
     assert (run / "tables" / "00_training_free_predictors.md").read_text().count("|") > 10
     assert "[1/1] 00_data" in result.stdout  # progress is visible
+    assert (run / "figures" / "00_data_grid.pdf").is_file()  # figures also as PDF, for print
+    report = (run / "report.html").read_text()  # the run's one-page report, figures embedded
+    assert f"report: {run / 'report.html'}" in result.stdout
+    assert "data:image/png;base64" in report and "fig-00_data_grid" in report
 
 
 def test_manifest_records_what_a_reproducer_needs(smoke_run):
@@ -176,6 +180,7 @@ def test_notebooks_missing_from_the_checkout_are_reported_not_faked(tmp_path, re
     manifest = json.loads((root / "manifest.json").read_text())
     assert [n["status"] for n in manifest["notebooks"]] == ["ok", "not in this checkout"]
     assert not (root / "notebooks" / "00_data.html").exists()
+    assert "05_tables: not in this checkout" in (root / "report.html").read_text()
 
 
 def test_a_corrupt_dataset_file_stops_the_run_before_any_notebook(tmp_path, repo):

@@ -15,6 +15,7 @@ from comgan_lib.train import (
     load_generator,
     read_log,
     sample,
+    snapshot_name,
     train_generator,
 )
 
@@ -87,6 +88,18 @@ def test_interrupted_run_resumes_without_gaps_or_duplicates(tmp_path, params, ba
     b = load_generator(run, "r", ema=False).state_dict()
     for key in a:
         assert torch.allclose(a[key].float(), b[key].float(), atol=1e-5), key
+
+
+def test_ladder_snapshot_freezes_the_run_at_ladder_steps(tmp_path, params, bank):
+    from dataclasses import replace
+
+    p = replace(params, train=replace(params.train, ladder_steps=4))
+    run = RunDir(tmp_path)
+    train_generator(p, run, name="s", kind="comgan", steps=6, bank=bank, progress=False)
+    snap = torch.load(run.path("checkpoints", f"{snapshot_name('s', 4)}.pt"), weights_only=False)
+    assert snap["step"] == 4
+    assert torch.load(run.path("checkpoints", "s.pt"), weights_only=False)["step"] == 6
+    assert load_generator(run, snapshot_name("s", 4)).kind == "comgan"
 
 
 def test_finished_run_is_not_retrained_and_other_settings_are_refused(tmp_path, params, bank):
