@@ -514,7 +514,7 @@ def segmentation_values(run: Run, metric: str) -> list[Ours]:
     splits = [
         k
         for k, v in section.items()
-        if isinstance(v, Mapping) and any(p in v for p in PROTOCOL_LABELS)
+        if isinstance(v, Mapping) and any(isinstance(v.get(p), Mapping) for p in PROTOCOL_LABELS)
     ]
     if not splits:
         reason = (

@@ -258,13 +258,14 @@ def train_segmenter(
     generator_name: str,
     name: str = DEFAULT_NAME,
     steps: int | None = None,
-    orientation: str | None = None,
+    orientation: str | dict | None = None,
     bank: ImageBank | None = None,
     progress: bool = True,
 ) -> dict:
     """Train (or resume, or just reload) the stage-2 segmenter on generator ``generator_name``.
 
-    ``orientation`` (``"mask"`` / ``"inverse"``) overrides the border rule; by default it is
+    ``orientation`` (``"mask"`` / ``"inverse"``, or a record from ``orient_generator``) overrides
+    the border rule; by default it is
     measured with ``orient_generator`` on ``segment.orientation_samples`` samples (seed
     ``run.seed``) when the run starts, and read back from the checkpoint when it resumes.
 
@@ -294,7 +295,9 @@ def train_segmenter(
         raise UserError(
             f"generator '{generator_name}' is {G.resolution}px, data.resolution is {resolution}"
         )
-    if orientation is not None:
+    if isinstance(orientation, dict):  # a record measured beforehand (orient_generator)
+        record = given_orientation(orientation.get("orientation")) | orientation
+    elif orientation is not None:
         record = given_orientation(orientation)
     elif state is not None and state.get("generator") == generator_name:
         record = state["orientation"]
