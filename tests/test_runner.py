@@ -10,6 +10,7 @@ import sys
 import nbformat
 import pytest
 
+from comgan_lib import paper_tables as pt
 from comgan_lib.run import NotebookFailed, run_workbook
 
 
@@ -231,3 +232,40 @@ def test_pi_baselines_notebook_runs_on_smoke(tmp_path, repo):
     figures = {p.name for p in (root / "figures").glob("*.png")}
     assert {"01_fig2_masks.png", "01_fig4_grad_norms.png", "01_lemma1_saturation.png"} <= figures
     assert len(list((root / "checkpoints").glob("*_beta*.pt"))) == 6
+
+
+def test_disentanglement_segmentation_tables_and_explorer_run_on_smoke(tmp_path, repo):
+    """03 → 06 in one run (03 trains the whole Table 2 ladder, so 04 and 06 find DS-ComGAN)."""
+    root = run_workbook(
+        repo / "params" / "smoke.yaml",
+        [f"output.root={tmp_path}", "output.html=false", "train.ladder_steps=2"],
+        ["03_disentanglement", "04_segmentation", "05_tables", "06_explore"],
+    )
+    metrics = json.loads((root / "metrics.json").read_text())
+    dis = metrics["disentanglement"]
+    assert list(dis["table2"]) == list(pt.TABLE2_ROWS)
+    for cells in dis["table2"].values():
+        by_features = {c["features"]: c for c in cells}
+        assert by_features["domain"]["fid"] >= 0 and by_features["domain"]["steps"] == 2
+        assert by_features["inception"]["fid"] is None  # no weights on this machine
+        assert "eval.inception_weights" in by_features["inception"]["reason"]
+    assert set(dis["code_recovery"]) == {"comgan_info", "ds_comgan"}
+    assert 0 <= dis["leakage"]["ds_comgan"]["b_share_outside_mask"] <= 1
+    seg = metrics["segmentation"]
+    for split in ("train", "test"):
+        assert {"max_flip", "foreground"} <= set(seg[split])
+        assert seg[split]["max_flip"]["iou"] >= seg[split]["foreground"]["iou"] - 1e-9
+    assert seg["orientation"]["orientation"] in ("mask", "inverse")
+    assert metrics["explorer"]["median_ms"] > 0
+    figures = {p.name for p in (root / "figures").glob("*.png")}
+    assert {
+        "03_fig6_vary_z_f_b.png",
+        "03_fig7a_vary_b.png",
+        "03_fig7b_vary_f.png",
+        "04_fig8_segmentation.png",
+        "06_explorer_initial.png",
+    } <= figures
+    table4 = (root / "tables" / "table4.md").read_text()
+    assert "max-flip" in table4 and "60.7" in table4  # ours labelled; the paper's CUB IoU
+    assert "not run" in (root / "tables" / "table2.md").read_text()  # Inception columns
+    assert (root / "checkpoints" / "segmenter.pt").exists()
