@@ -121,6 +121,7 @@ class RunSpec:
     tied_codes: bool = False
     info_width: int = 0
     info_weight: float = 0.0
+    head_factor: int = 0
 
     def differences(self, other: dict) -> list[str]:
         mine = self.__dict__
@@ -190,6 +191,8 @@ def train_generator(
     if coded:
         spec.num_codes, spec.tied_codes = params.model.num_codes, params.model.tied_codes
         spec.info_width, spec.info_weight = params.model.info_width, t.info_weight
+    if kind == "ds_comgan":
+        spec.head_factor = params.model.ds_head_factor
     device = pick_device(params.run.device)
     ckpt_path = run.path("checkpoints", f"{name}.pt")
     log_path = run.path("logs", f"{name}.jsonl")
@@ -377,6 +380,7 @@ def _build_from_spec(spec: dict):
         spec["head_blocks"],
         num_codes=spec.get("num_codes", 0),
         tied_codes=spec.get("tied_codes", False),
+        head_factor=spec.get("head_factor") or 8,
     )
 
 
