@@ -29,7 +29,7 @@ import json
 import os
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -124,8 +124,10 @@ class RunSpec:
     head_factor: int = 0
 
     def differences(self, other: dict) -> list[str]:
-        mine = self.__dict__
-        return [f"{k}: {other.get(k)!r} -> {v!r}" for k, v in mine.items() if other.get(k) != v]
+        # A key missing from an older checkpoint had its (then implicit) default value.
+        defaults = {f.name: f.default for f in fields(self) if f.default is not MISSING}
+        old = {k: other.get(k, defaults.get(k)) for k in self.__dict__}
+        return [f"{k}: {old[k]!r} -> {v!r}" for k, v in self.__dict__.items() if old[k] != v]
 
 
 def _grad_norm(parameters) -> float:
