@@ -161,6 +161,14 @@ class ModelParams:
     info_width: int = field(
         default=64, metadata=meta("base width of the code classifiers Q_f and Q_b", min=4)
     )
+    ds_head_factor: int = field(
+        default=8,
+        metadata=meta(
+            "DS-ComGAN's M, F and B hidden width as a multiple of the trunk's last width "
+            "(reference 8: 128 channels at 128 px)",
+            min=1,
+        ),
+    )
 
 
 @dataclass

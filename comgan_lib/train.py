@@ -29,7 +29,7 @@ import json
 import os
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -121,10 +121,13 @@ class RunSpec:
     tied_codes: bool = False
     info_width: int = 0
     info_weight: float = 0.0
+    head_factor: int = 0
 
     def differences(self, other: dict) -> list[str]:
-        mine = self.__dict__
-        return [f"{k}: {other.get(k)!r} -> {v!r}" for k, v in mine.items() if other.get(k) != v]
+        # A key missing from an older checkpoint had its (then implicit) default value.
+        defaults = {f.name: f.default for f in fields(self) if f.default is not MISSING}
+        old = {k: other.get(k, defaults.get(k)) for k in self.__dict__}
+        return [f"{k}: {old[k]!r} -> {v!r}" for k, v in self.__dict__.items() if old[k] != v]
 
 
 def _grad_norm(parameters) -> float:
@@ -190,6 +193,8 @@ def train_generator(
     if coded:
         spec.num_codes, spec.tied_codes = params.model.num_codes, params.model.tied_codes
         spec.info_width, spec.info_weight = params.model.info_width, t.info_weight
+    if kind == "ds_comgan":
+        spec.head_factor = params.model.ds_head_factor
     device = pick_device(params.run.device)
     ckpt_path = run.path("checkpoints", f"{name}.pt")
     log_path = run.path("logs", f"{name}.jsonl")
@@ -377,6 +382,7 @@ def _build_from_spec(spec: dict):
         spec["head_blocks"],
         num_codes=spec.get("num_codes", 0),
         tied_codes=spec.get("tied_codes", False),
+        head_factor=spec.get("head_factor") or 8,
     )
 
 

@@ -102,6 +102,17 @@ def test_ladder_snapshot_freezes_the_run_at_ladder_steps(tmp_path, params, bank)
     assert load_generator(run, snapshot_name("s", 4)).kind == "comgan"
 
 
+def test_checkpoint_from_before_a_new_spec_key_still_resumes(tmp_path, params, bank):
+    run = RunDir(tmp_path)
+    train_generator(params, run, name="o", kind="comgan", steps=2, bank=bank, progress=False)
+    path = run.path("checkpoints", "o.pt")
+    state = torch.load(path, weights_only=False)
+    del state["spec"]["head_factor"]  # as written before the key existed
+    torch.save(state, path)
+    result = train_generator(params, run, name="o", kind="comgan", steps=4, bank=bank)
+    assert result["steps"] == 4
+
+
 def test_finished_run_is_not_retrained_and_other_settings_are_refused(tmp_path, params, bank):
     run = RunDir(tmp_path)
     train_generator(params, run, name="x", kind="comgan", steps=4, bank=bank, progress=False)

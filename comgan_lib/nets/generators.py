@@ -253,6 +253,8 @@ class CodedComGAN(Generator):
       draws its own image ``x̄_z`` that D judges beside the composite (Eq. 7).
 
     ``tied_codes=True`` sets b = f, as the released code does; the paper draws them independently.
+    ``head_factor`` sets DS-ComGAN's head width (8 × the trunk's last width in the released code;
+    the CPU default uses 2: the heads at full resolution dominate the step time).
     """
 
     has_codes = True
@@ -267,6 +269,7 @@ class CodedComGAN(Generator):
         num_codes: int = 10,
         tied_codes: bool = False,
         global_features: bool = True,
+        head_factor: int = 8,
     ):
         super().__init__(resolution, z_dim, z_scale)
         if num_codes < 1:
@@ -281,7 +284,7 @@ class CodedComGAN(Generator):
             c1, c2 = self.phi.channels[-3], self.phi.channels[-2]  # 4c at R/4, 2c at R/2
             self.up_a1 = up_block(c1, c1 // 2, scale=4)
             self.up_a2 = up_block(c2, c2 // 2, scale=2)
-            phi_ch, hidden = c1 // 2 + c2 // 2 + c, 8 * c
+            phi_ch, hidden = c1 // 2 + c2 // 2 + c, head_factor * c
             self.to_trunk_image = ImageHead(c)
             self.mask = nn.Sequential(
                 same_block(phi_ch, hidden),
@@ -382,12 +385,16 @@ def build_generator(
     head_blocks: int = 3,
     num_codes: int = 0,
     tied_codes: bool = False,
+    head_factor: int = 8,
 ):
-    """A generator by its ``model.kind`` name (codes apply to ``comgan_info`` and ``ds_comgan``)."""
+    """A generator by its ``model.kind`` name (codes apply to ``comgan_info`` and ``ds_comgan``,
+    ``head_factor`` to ``ds_comgan``)."""
     if kind not in GENERATORS:
         raise ValueError(f"unknown generator kind {kind!r}; available: {', '.join(GENERATORS)}")
     cls = GENERATORS[kind]
     kwargs = {"z_dim": z_dim, "width": width, "z_scale": z_scale, "head_blocks": head_blocks}
     if getattr(cls, "has_codes", False):
         kwargs.update(num_codes=num_codes, tied_codes=tied_codes)
+    if kind == "ds_comgan":
+        kwargs["head_factor"] = head_factor
     return cls(resolution, **kwargs)
