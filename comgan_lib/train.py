@@ -427,7 +427,11 @@ def load_code_classifiers(run: RunDir, name: str, device: str | torch.device = "
 def sample(G, n: int, seed: int = 0, batch_size: int = 256) -> dict[str, torch.Tensor]:
     """``n`` samples from ``G`` with a fixed seed, every output concatenated on the CPU."""
     # All latents at once, so the samples do not depend on the batch size.
-    latents = G.sample_latents(n, generator=torch.Generator().manual_seed(seed), device="cpu")
+    gen = torch.Generator().manual_seed(seed)
+    if hasattr(G, "sample_latents"):
+        latents = G.sample_latents(n, generator=gen, device="cpu")
+    else:  # any module with sample_z (e.g. a hand-made test generator)
+        latents = {"z": G.sample_z(n, generator=gen, device="cpu")}
     return generate(G, latents, batch_size)
 
 

@@ -35,11 +35,17 @@ def test_shipped_parameter_files_load(repo, name):
     assert params.data.kind == "synthetic"
 
 
-def test_every_parameter_file_in_params_loads(repo):
+def test_every_parameter_file_in_params_loads(repo, tmp_path):
     files = sorted((repo / "params").glob("*.yaml"))
     assert len(files) >= 2
     for path in files:
-        load_params(path)
+        try:
+            load_params(path)
+        except ConfigError as e:
+            # my_images.yaml points at the user's own folder, which a fresh clone does not have:
+            # the error names it, and the file loads once the folder exists.
+            assert "'data.root' folder not found" in str(e), e
+            load_params(path, [f"data.root={tmp_path}"])
 
 
 def test_defaults_and_run_name_from_file_stem(tmp_path):
