@@ -96,7 +96,12 @@ class DataParams:
         default="error",
         metadata=meta("a corrupt or unpaired file: stop or skip", choices=("error", "skip")),
     )
-    num_workers: int = field(default=0, metadata=meta("data loader workers", min=0, max=64))
+    num_workers: int = field(
+        default=0,
+        metadata=meta(
+            "worker processes decoding images (loading the training set, evaluation)", min=0, max=64
+        ),
+    )
     split_scheme: str = field(
         default="official",
         metadata=meta(
@@ -187,6 +192,25 @@ class TrainParams:
         default="fp32", metadata=meta("numeric precision", choices=("fp32", "bf16"))
     )
     flip: bool = field(default=True, metadata=meta("random horizontal flips of real images"))
+    channels_last: bool = field(
+        default=False, metadata=meta("channels-last memory format for G, D, Q (same math)")
+    )
+    compile: bool = field(
+        default=False,
+        metadata=meta(
+            "torch.compile G, D and Q (falls back to eager, with a warning, if unusable)"
+        ),
+    )
+    cudnn_benchmark: bool = field(
+        default=False, metadata=meta("let cuDNN pick the fastest convolutions (CUDA, both stages)")
+    )
+    fused_adam: bool = field(
+        default=False, metadata=meta("the fused Adam kernel (same update up to rounding)")
+    )
+    sync_batchnorm: bool = field(
+        default=False,
+        metadata=meta("several GPUs (torchrun): batch norm over the global batch (CUDA only)"),
+    )
     baseline_steps: int | None = field(
         default=None,
         metadata=meta("steps of each Fig. 2 comparison run in 01 (null: train.steps)", min=1),
@@ -218,6 +242,13 @@ class SegmentParams:
     )
     orientation_samples: int = field(
         default=512, metadata=meta("samples that decide whether M is fg or bg", min=1)
+    )
+    channels_last: bool = field(
+        default=False, metadata=meta("channels-last memory format for S and D_m (same math)")
+    )
+    compile: bool = field(
+        default=False,
+        metadata=meta("torch.compile S and D_m (falls back to eager, with a warning, if unusable)"),
     )
 
 

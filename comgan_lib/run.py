@@ -11,6 +11,11 @@ executed notebook and its HTML copy, ``figures/``, ``tables/``, ``metrics.json``
 (``comgan_lib.report``). Exit status: 0 when every notebook ran; 1 when a notebook failed (the
 message names the notebook and the cell, and the partial executed notebook is kept); 2 for a user
 error (bad parameters, missing file), reported as one line without a traceback.
+
+Several GPUs: the runner itself runs one process. Train the stage-1 runs first with
+``torchrun --nproc_per_node=N -m comgan_lib.train PARAMS --kind K --beta B`` (same parameter file
+and ``--set`` overrides); the notebooks then find them finished and only reload them
+(docs/PAPER_SCALE.md lists the runs).
 """
 
 from __future__ import annotations

@@ -29,7 +29,10 @@ the foreground. S outputs logits; its mask is their sigmoid.
   with ``λ = segment.cons_weight`` (2, as the released code).
 
 D_m is the image discriminator template on one channel; masks enter it as ``2m − 1`` (the images'
-[-1, 1] scale). Checkpoints, resume, log and the NaN guard follow ``comgan_lib.train``.
+[-1, 1] scale). Checkpoints, resume, log and the NaN guard follow ``comgan_lib.train``. The step
+is ``Stage2Step`` (built by ``build_stage2``, timed by ``comgan_lib.bench``); ``segment.precision``,
+``segment.channels_last``, ``segment.compile`` and ``train.fused_adam`` / ``train.cudnn_benchmark``
+say how it runs (``comgan_lib.speed``).
 
 Checkpoint ``checkpoints/<name>.pt`` (``name`` defaults to ``segmenter``)::
 
@@ -41,13 +44,12 @@ Checkpoint ``checkpoints/<name>.pt`` (``name`` defaults to ``segmenter``)::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import sys
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +58,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
+from comgan_lib import speed
 from comgan_lib.config import Params
 from comgan_lib.errors import UserError
 from comgan_lib.losses import d_loss, g_loss
@@ -75,6 +78,7 @@ from comgan_lib.train import (
     _truncate_log,
     load_generator,
     read_log,
+    to_device,
 )
 
 CHECKPOINT_FORMAT = 1
@@ -233,9 +237,116 @@ def build_mask_discriminator(resolution: int, width: int) -> ImageDiscriminator:
 
 
 def _autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    return speed.autocast(device, precision)
+
+
+@dataclass
+class Stage2Result:
+    """What one stage-2 step computed (S's gradients in place, not yet applied)."""
+
+    loss_d: torch.Tensor
+    loss_s: torch.Tensor
+    loss_cons: torch.Tensor
+    loss_adv: torch.Tensor
+    d_mask: torch.Tensor
+    d_real: torch.Tensor
+    d_gen: torch.Tensor
+    pred_real: torch.Tensor
+    pred_gen: torch.Tensor
+    m_gen: torch.Tensor
+
+
+@dataclass
+class Stage2Step:
+    """One stage-2 step (Eq. 9 and 10), shared by ``train_segmenter`` and the benchmark.
+
+    ``grads(real)`` samples pairs from the frozen generator ``G`` (latents from ``latent_rng``),
+    runs the D_m step (forward, backward, D_m's update) and S's forward and backward;
+    ``update()`` applies S's update. ``options`` (``comgan_lib.speed``) say how, not what."""
+
+    G: torch.nn.Module
+    S: torch.nn.Module
+    D: torch.nn.Module
+    opt_s: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    orientation: str
+    cons_weight: float
+    device: torch.device
+    latent_rng: torch.Generator
+    options: speed.SpeedOptions = field(default_factory=speed.SpeedOptions)
+
+    def __post_init__(self):
+        fmt = speed.memory_format(self.options)
+        for m in (self.G, self.S, self.D):
+            m.to(memory_format=fmt)
+        self.g_fwd = speed.maybe_compile(self.G, self.options, self.device, "G (stage 2)")
+        self.s_fwd = speed.maybe_compile(self.S, self.options, self.device, "S")
+        self.d_fwd = speed.maybe_compile(self.D, self.options, self.device, "D_m")
+
+    def grads(self, real: torch.Tensor) -> Stage2Result:
+        B, dev, o = real.shape[0], self.device, self.options
+        with torch.no_grad(), speed.autocast(dev, o.precision):
+            gen = self.g_fwd(**_sample_latents(self.G, B, self.latent_rng, dev))
+        x_gen = gen["image"].float()
+        m_gen = foreground_mask(gen["mask"].float(), self.orientation)
+
+        with speed.autocast(dev, o.precision):
+            logits = self.s_fwd(speed.to_format(torch.cat([real, x_gen]), o)).float()
+        pred_real, pred_gen = torch.sigmoid(logits).split(B)
+
+        # D_m step (Eq. 9): generated masks → 1, S's masks on real and generated images → 0.
+        with speed.autocast(dev, o.precision):
+            d_mask = self.d_fwd(m_gen * 2 - 1).float()
+            d_real = self.d_fwd(pred_real.detach() * 2 - 1).float()
+            d_gen = self.d_fwd(pred_gen.detach() * 2 - 1).float()
+        loss_d = d_loss(d_mask, d_real, d_gen)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+
+        # S step: both predictions → 1 under D_m, plus λ·L1 to the generated mask (Eq. 10).
+        self.D.requires_grad_(False)
+        try:
+            with speed.autocast(dev, o.precision):
+                a_real = self.d_fwd(pred_real * 2 - 1).float()
+                a_gen = self.d_fwd(pred_gen * 2 - 1).float()
+        finally:
+            self.D.requires_grad_(True)
+        loss_adv = g_loss(a_real) + g_loss(a_gen)
+        loss_cons = (pred_gen - m_gen).abs().mean()
+        loss_s = self.cons_weight * loss_cons + loss_adv
+        self.opt_s.zero_grad(set_to_none=True)
+        loss_s.backward()
+        return Stage2Result(
+            loss_d, loss_s, loss_cons, loss_adv, d_mask, d_real, d_gen, pred_real, pred_gen, m_gen
+        )
+
+    def update(self) -> None:
+        self.opt_s.step()
+
+
+def build_stage2(
+    G, spec: SegmenterSpec, params: Params, device, seed: int, options=None
+) -> Stage2Step:
+    """S, D_m and their optimisers (initialised from ``seed``) around the frozen ``G``."""
+    options = options or speed.SpeedOptions.for_stage2(params)
+    speed.apply_backend_flags(device, options)
+    torch.manual_seed(seed)
+    S = build_segmenter(spec.__dict__).to(device).train()
+    D = build_mask_discriminator(spec.resolution, spec.disc_width).to(device).train()
+    betas = (params.train.beta1, params.train.beta2)
+    return Stage2Step(
+        G=G,
+        S=S,
+        D=D,
+        opt_s=speed.adam(S.parameters(), spec.lr, betas, options, device),
+        opt_d=speed.adam(D.parameters(), spec.lr, betas, options, device),
+        orientation=spec.orientation,
+        cons_weight=spec.cons_weight,
+        device=device,
+        latent_rng=torch.Generator().manual_seed(seed + 1),
+        options=options,
+    )
 
 
 def _checkpoint_path(run: RunDir | str | Path, name: str) -> Path:
@@ -319,14 +430,10 @@ def train_segmenter(
         precision=s.precision,
     )
     seed = params.run.seed * 1_000_003 + zlib.crc32(name.encode())
-    torch.manual_seed(seed)
-    S = build_segmenter(spec.__dict__).to(device).train()
-    D = build_mask_discriminator(resolution, s.disc_width).to(device).train()
-    betas = (params.train.beta1, params.train.beta2)
-    opt_s = torch.optim.Adam(S.parameters(), lr=s.lr, betas=betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=s.lr, betas=betas)
+    step_fn = build_stage2(G, spec, params, device, seed)
+    S, D, opt_s, opt_d = step_fn.S, step_fn.D, step_fn.opt_s, step_fn.opt_d
     batches = torch.Generator().manual_seed(seed)
-    latent_rng = torch.Generator().manual_seed(seed + 1)
+    latent_rng = step_fn.latent_rng
 
     start = 0
     if state is not None:
@@ -375,7 +482,7 @@ def train_segmenter(
     if bank is not None and bank.resolution != resolution:
         raise ValueError(f"image bank is {bank.resolution}px, the run is {resolution}px")
 
-    B, lam = s.batch_size, spec.cons_weight
+    B = s.batch_size
     bar = tqdm(total=steps, initial=start, desc=name, disable=not progress, leave=False)
     window_start, window_steps, t_begin = time.perf_counter(), 0, time.perf_counter()
     step = start
@@ -383,37 +490,11 @@ def train_segmenter(
         while step < steps:
             step += 1
             want_log = step % s.log_every == 0 or step == steps
-            real = bank.sample(B, batches).to(device)
-            with torch.no_grad(), _autocast(device, s.precision):
-                gen = G(**_sample_latents(G, B, latent_rng, device))
-            x_gen = gen["image"].float()
-            m_gen = foreground_mask(gen["mask"].float(), spec.orientation)
-
-            with _autocast(device, s.precision):
-                logits = S(torch.cat([real, x_gen])).float()
-            pred_real, pred_gen = torch.sigmoid(logits).split(B)
-
-            # D_m step (Eq. 9): generated masks → 1, S's masks on real and generated images → 0.
-            with _autocast(device, s.precision):
-                d_mask = D(m_gen * 2 - 1).float()
-                d_real = D(pred_real.detach() * 2 - 1).float()
-                d_gen = D(pred_gen.detach() * 2 - 1).float()
-            loss_d = d_loss(d_mask, d_real, d_gen)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-
-            # S step: both predictions → 1 under D_m, plus λ·L1 to the generated mask (Eq. 10).
-            D.requires_grad_(False)
-            with _autocast(device, s.precision):
-                a_real = D(pred_real * 2 - 1).float()
-                a_gen = D(pred_gen * 2 - 1).float()
-            D.requires_grad_(True)
-            loss_adv = g_loss(a_real) + g_loss(a_gen)
-            loss_cons = (pred_gen - m_gen).abs().mean()
-            loss_s = lam * loss_cons + loss_adv
-            opt_s.zero_grad(set_to_none=True)
-            loss_s.backward()
+            real = to_device(bank.sample(B, batches), device)
+            r = step_fn.grads(real)
+            loss_d, loss_s, loss_cons, loss_adv = r.loss_d, r.loss_s, r.loss_cons, r.loss_adv
+            d_mask, d_real, d_gen, m_gen = r.d_mask, r.d_real, r.d_gen, r.m_gen
+            pred_real, pred_gen = r.pred_real, r.pred_gen
 
             if not (torch.isfinite(loss_d) and torch.isfinite(loss_s)):
                 kept = f"step {start}" if ckpt_path.exists() else "none yet"
@@ -422,7 +503,7 @@ def train_segmenter(
                     f"loss_S {loss_s.item():.4g}); last good checkpoint: {kept} ({ckpt_path}). "
                     "Try a lower segment.lr or precision fp32."
                 )
-            opt_s.step()
+            step_fn.update()
             window_steps += 1
             bar.update(1)
 

@@ -8,6 +8,11 @@ Usage (from a notebook)::
                              bank=bank)
     G = load_generator(run, "comgan_beta1")          # the EMA generator
 
+Command line (one process, or several GPUs with DistributedDataParallel; docs/PAPER_SCALE.md)::
+
+    python -m comgan_lib.train params/synthetic.yaml --kind comgan --beta 1
+    torchrun --standalone --nproc_per_node=4 -m comgan_lib.train params/cub.yaml
+
 Each run ``name`` owns ``checkpoints/<name>.pt`` and ``logs/<name>.jsonl`` in the run folder.
 Checkpoints are written atomically every ``train.checkpoint_every`` steps and at the end; calling
 ``train_generator`` again resumes from the last one (a killed process loses at most that many
@@ -20,16 +25,21 @@ logits); G takes the composite to 1 and pays ``β·L_binary`` on its mask. Gener
 pay ``info_weight · L_info`` (Eq. 8): two code classifiers Q_f and Q_b, trained jointly with G,
 recover f from the unmasked foreground F and b from the background B (cross-entropy, the InfoGAN
 lower bound). DS-ComGAN's trunk image x̄_z is judged by the same D as the composite (Eq. 7).
+The step itself is ``Stage1Step`` (built by ``build_stage1``), which the benchmark
+(``comgan_lib.bench``) times; how it runs (precision, memory format, compilation) is set by the
+``train.*`` options of ``comgan_lib.speed``.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
+import sys
 import time
 import zlib
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -37,6 +47,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from comgan_lib import distributed as dist_util
+from comgan_lib import speed
 from comgan_lib.config import Params
 from comgan_lib.errors import UserError
 from comgan_lib.losses import EMA, binary_entropy_from_logits, binary_loss, d_loss, g_loss
@@ -82,7 +94,7 @@ class ImageBank:
         from comgan_lib.data import build_dataset, stack_items
 
         dataset = build_dataset(params, params.data.train_split)
-        images = stack_items(dataset, batch_size=256)["image"]
+        images = stack_items(dataset, batch_size=256, num_workers=params.data.num_workers)["image"]
         return cls(images, flip=params.train.flip)
 
     def __len__(self) -> int:
@@ -154,9 +166,217 @@ def read_log(run: RunDir, name: str) -> list[dict]:
 
 
 def _autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    return speed.autocast(device, precision)
+
+
+FAKES = ("image", "trunk_image")  # the composite, and DS-ComGAN's x̄_z (Eq. 7)
+
+
+def make_run_spec(params: Params, name: str, kind: str, beta_binary: float) -> RunSpec:
+    """The RunSpec of stage-1 run ``name`` under ``params``."""
+    t, m = params.train, params.model
+    spec = RunSpec(
+        name=name,
+        kind=kind,
+        beta_binary=float(beta_binary),
+        resolution=params.data.resolution,
+        z_dim=m.z_dim,
+        gen_width=m.gen_width,
+        head_blocks=m.head_blocks,
+        z_scale=m.z_scale,
+        disc_width=m.disc_width,
+        batch_size=t.batch_size,
+        lr=t.lr,
+        precision=t.precision,
+    )
+    if getattr(GENERATORS[kind], "has_codes", False):
+        spec.num_codes, spec.tied_codes = m.num_codes, m.tied_codes
+        spec.info_width, spec.info_weight = m.info_width, t.info_weight
+    if kind == "ds_comgan":
+        spec.head_factor = m.ds_head_factor
+    return spec
+
+
+@dataclass
+class StepResult:
+    """What one stage-1 step computed (G's gradients are still in place, not yet applied)."""
+
+    loss_d: torch.Tensor
+    loss_g: torch.Tensor
+    loss_adv: torch.Tensor
+    loss_bin: torch.Tensor
+    loss_info: torch.Tensor
+    real_logits: torch.Tensor
+    fake_logits: list[torch.Tensor]
+    out: dict[str, torch.Tensor]
+    code_logits: dict[str, torch.Tensor] | None = None
+    targets: dict[str, torch.Tensor] | None = None
+
+
+class CodeClassifierPair(nn.Module):
+    """Q_f and Q_b as one module whose forward classifies both codes (what DDP can wrap)."""
+
+    def __init__(self, Q: nn.ModuleDict):
+        super().__init__()
+        self.Q = Q
+
+    def forward(self, fg: torch.Tensor, bg: torch.Tensor):
+        return self.Q["fg"].classify_code(fg), self.Q["bg"].classify_code(bg)
+
+
+@dataclass
+class Stage1Step:
+    """One stage-1 step (Eq. 3 / 7 / 8 / 11), shared by ``train_generator`` and the benchmark.
+
+    ``grads(real, latents)`` runs the D step (forward, backward, D's update) and the G step's
+    forward and backward; ``update(step)`` then applies G's (and Q's) update and the EMA. The loop
+    inspects the gradients between the two (log lines) and stops there on a non-finite loss.
+
+    ``options`` say how the networks run (``comgan_lib.speed``), never what they compute. In the
+    G step D's weights are frozen: their gradients there were never used (the D step clears them
+    first), so skipping them changes nothing but the time (``freeze_d=False`` restores the old way,
+    for the benchmark). Built by ``build_stage1``; with ``ddp`` the networks are wrapped in
+    DistributedDataParallel (``comgan_lib.distributed``).
+    """
+
+    G: nn.Module
+    D: nn.Module
+    Q: nn.ModuleDict | None
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    ema: EMA
+    beta: float
+    info_weight: float
+    device: torch.device
+    options: speed.SpeedOptions = field(default_factory=speed.SpeedOptions)
+    ddp: bool = False
+    freeze_d: bool = True
+
+    def __post_init__(self):
+        o, dev = self.options, self.device
+        g, d = self.G, self.D
+        q = CodeClassifierPair(self.Q) if self.Q is not None else None
+        if self.ddp:
+            g, d = dist_util.wrap(g, dev), dist_util.wrap(d, dev)
+            # Each Q's real/fake layer is unused: only the code head is trained.
+            q = dist_util.wrap(q, dev, find_unused=True) if q is not None else None
+        self.g_fwd = speed.maybe_compile(g, o, dev, "G")
+        self.d_fwd = speed.maybe_compile(d, o, dev, "D")
+        # The G step only needs D's input gradients; under DDP it calls D itself (nothing to sync).
+        self.d_judge = speed.maybe_compile(self.D, o, dev, "D") if self.ddp else self.d_fwd
+        self.q_fwd = speed.maybe_compile(q, o, dev, "Q") if q is not None else None
+
+    @property
+    def g_compiled(self) -> bool:
+        """Whether G runs compiled (and has not fallen back to eager)."""
+        return isinstance(self.g_fwd, speed.CompiledOrEager) and self.g_fwd.compiled is not None
+
+    def grads(self, real: torch.Tensor, latents: dict, want_log: bool = False) -> StepResult:
+        o, dev = self.options, self.device
+        real = speed.to_format(real, o)
+        # D step: real → 1, every fake → 0.
+        with speed.autocast(dev, o.precision):
+            out = self.g_fwd(**latents)
+            real_logits = self.d_fwd(real).float()
+            fake_logits = [self.d_fwd(out[k].detach()).float() for k in FAKES if k in out]
+        loss_d = d_loss(real_logits, *fake_logits)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+
+        # G step: composite → 1, plus β·L_binary on the mask (and L_info for coded generators).
+        if want_log and self.G.has_mask:
+            out["mask"].retain_grad()
+        if self.freeze_d:
+            self.D.requires_grad_(False)
+        try:
+            with speed.autocast(dev, o.precision):
+                gen_logits = [self.d_judge(out[k]).float() for k in FAKES if k in out]
+                code_logits = None
+                if self.q_fwd is not None:
+                    logits_f, logits_b = self.q_fwd(out["fg"], out["bg"])
+                    code_logits = {"fg": logits_f.float(), "bg": logits_b.float()}
+        finally:
+            if self.freeze_d:
+                self.D.requires_grad_(True)
+        loss_adv = sum(g_loss(logits) for logits in gen_logits)
+        loss_bin = binary_loss(out["mask_logits"], self.beta) if self.G.has_mask else loss_adv * 0
+        loss_info, targets = loss_adv * 0, None
+        if code_logits is not None:
+            targets = {"fg": latents["f"], "bg": latents["b"]}
+            loss_info = self.info_weight * sum(
+                F.cross_entropy(code_logits[c], targets[c]) for c in ("fg", "bg")
+            )
+        loss_g = loss_adv + loss_bin + loss_info
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        return StepResult(
+            loss_d,
+            loss_g,
+            loss_adv,
+            loss_bin,
+            loss_info,
+            real_logits,
+            fake_logits,
+            out,
+            code_logits,
+            targets,
+        )
+
+    def update(self, step: int) -> None:
+        """Apply G's (and Q's) gradients and blend G into its EMA; ``step`` counts from 1."""
+        self.opt_g.step()
+        self.ema.update(self.G, step - 1)
+
+
+def build_stage1(
+    spec: RunSpec,
+    params: Params,
+    device: torch.device,
+    options: speed.SpeedOptions | None = None,
+    ctx: dist_util.DistContext = dist_util.SINGLE,
+    seed: int | None = None,
+) -> Stage1Step:
+    """G, D (and Q), their optimisers and the EMA of G, initialised from ``seed`` (default: the
+    run's seed), as one ``Stage1Step``."""
+    t = params.train
+    options = options or speed.SpeedOptions.for_stage1(params)
+    speed.apply_backend_flags(device, options)
+    if seed is None:
+        seed = run_seed(params, spec.name)
+    torch.manual_seed(seed)
+    coded = getattr(GENERATORS[spec.kind], "has_codes", False)
+    G = _build_from_spec(spec.__dict__)
+    D = ImageDiscriminator(spec.resolution, spec.disc_width)
+    Q = build_code_classifiers(spec.__dict__) if coded else None
+    if t.sync_batchnorm:
+        G, D = (dist_util.convert_sync_batchnorm(m, device, ctx) for m in (G, D))
+        Q = dist_util.convert_sync_batchnorm(Q, device, ctx) if Q is not None else None
+    fmt = speed.memory_format(options)
+    for m in (G, D, Q):
+        if m is not None:
+            m.to(device=device, memory_format=fmt).train()
+    ema = EMA(G, t.ema_decay)
+    # Q_f and Q_b are optimised with G, as in the reference (they maximise the same L_info bound).
+    g_params = list(G.parameters()) + (list(Q.parameters()) if Q is not None else [])
+    betas = (t.beta1, t.beta2)
+    return Stage1Step(
+        G=G,
+        D=D,
+        Q=Q,
+        opt_g=speed.adam(g_params, t.lr, betas, options, device),
+        opt_d=speed.adam(D.parameters(), t.lr, betas, options, device),
+        ema=ema,
+        beta=spec.beta_binary,
+        info_weight=spec.info_weight,
+        device=device,
+        options=options,
+        ddp=ctx.enabled,
+    )
+
+
+def run_seed(params: Params, name: str) -> int:
+    return params.run.seed * 1_000_003 + zlib.crc32(name.encode())
 
 
 def train_generator(
@@ -168,52 +388,33 @@ def train_generator(
     steps: int | None = None,
     bank: ImageBank | None = None,
     progress: bool = True,
+    ctx: dist_util.DistContext | None = None,
 ) -> dict:
-    """Train (or resume, or just reload) one stage-1 run; returns a summary dict."""
+    """Train (or resume, or just reload) one stage-1 run; returns a summary dict.
+
+    ``ctx`` (default: single process) is this process's place among several launched by
+    ``torchrun`` (see ``comgan_lib.distributed``); only rank 0 writes the checkpoint and log."""
+    ctx = ctx or dist_util.SINGLE
     kind = kind or params.model.kind
     name = name or kind
     beta = params.train.beta_binary if beta_binary is None else beta_binary
     steps = params.train.steps if steps is None else steps
     t = params.train
-    spec = RunSpec(
-        name=name,
-        kind=kind,
-        beta_binary=float(beta),
-        resolution=params.data.resolution,
-        z_dim=params.model.z_dim,
-        gen_width=params.model.gen_width,
-        head_blocks=params.model.head_blocks,
-        z_scale=params.model.z_scale,
-        disc_width=params.model.disc_width,
-        batch_size=t.batch_size,
-        lr=t.lr,
-        precision=t.precision,
-    )
-    coded = getattr(GENERATORS[kind], "has_codes", False)
-    if coded:
-        spec.num_codes, spec.tied_codes = params.model.num_codes, params.model.tied_codes
-        spec.info_width, spec.info_weight = params.model.info_width, t.info_weight
-    if kind == "ds_comgan":
-        spec.head_factor = params.model.ds_head_factor
+    spec = make_run_spec(params, name, kind, beta)
     device = pick_device(params.run.device)
+    if ctx.enabled:
+        device = dist_util.init(ctx, params.run.device)
+    local_batch = dist_util.local_batch(t.batch_size, ctx)
     ckpt_path = run.path("checkpoints", f"{name}.pt")
     log_path = run.path("logs", f"{name}.jsonl")
 
-    seed = params.run.seed * 1_000_003 + zlib.crc32(name.encode())
-    torch.manual_seed(seed)
-    G = _build_from_spec(spec.__dict__)
-    D = ImageDiscriminator(spec.resolution, spec.disc_width)
-    Q = build_code_classifiers(spec.__dict__) if coded else None
-    G.to(device).train()
-    D.to(device).train()
-    ema = EMA(G, t.ema_decay)
-    # Q_f and Q_b are optimised with G, as in the reference (they maximise the same L_info bound).
-    g_params = list(G.parameters()) + (list(Q.parameters()) if Q is not None else [])
-    if Q is not None:
-        Q.to(device).train()
-    opt_g = torch.optim.Adam(g_params, lr=t.lr, betas=(t.beta1, t.beta2))
-    opt_d = torch.optim.Adam(D.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
-    batches = torch.Generator().manual_seed(seed)
+    seed = run_seed(params, name)
+    step_fn = build_stage1(spec, params, device, ctx=ctx, seed=seed)
+    G, D, Q, ema = step_fn.G, step_fn.D, step_fn.Q, step_fn.ema
+    opt_g, opt_d = step_fn.opt_g, step_fn.opt_d
+    if ctx.rank:  # rank 0 continues the single-process stream; the others get their own
+        torch.manual_seed(dist_util.rank_seed(seed, ctx))
+    batches = torch.Generator().manual_seed(dist_util.rank_seed(seed, ctx))
 
     start = 0
     if ckpt_path.exists():
@@ -231,30 +432,46 @@ def train_generator(
         ema.load_state_dict(state["G_ema"])
         opt_g.load_state_dict(state["opt_G"])
         opt_d.load_state_dict(state["opt_D"])
-        torch.set_rng_state(state["rng_torch"])
-        batches.set_state(state["rng_batches"])
         start = state["step"]
-        _truncate_log(log_path, start)
-    elif log_path.exists():
+        ranks = state.get("rng_ranks")
+        if ctx.rank == 0:
+            torch.set_rng_state(state["rng_torch"])
+            batches.set_state(state["rng_batches"])
+        elif ranks and len(ranks) == ctx.world_size:
+            torch.set_rng_state(ranks[ctx.rank]["torch"])
+            batches.set_state(ranks[ctx.rank]["batches"])
+        else:  # resumed on another number of processes: a fresh stream per rank and step
+            torch.manual_seed(dist_util.rank_seed(seed, ctx) + start)
+            batches.manual_seed(dist_util.rank_seed(seed, ctx) + start)
+        if ctx.is_main:
+            _truncate_log(log_path, start)
+        del state
+    elif log_path.exists() and ctx.is_main:
         log_path.unlink()  # a log without a checkpoint belongs to a run that never saved
 
     def save(step: int, path: Path = ckpt_path) -> None:
-        save_torch_atomic(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "step": step,
-                "spec": spec.__dict__,
-                "G": G.state_dict(),
-                "D": D.state_dict(),
-                "G_ema": ema.state_dict(),
-                "Q": Q.state_dict() if Q is not None else None,
-                "opt_G": opt_g.state_dict(),
-                "opt_D": opt_d.state_dict(),
-                "rng_torch": torch.get_rng_state(),
-                "rng_batches": batches.get_state(),
-            },
-            path,
-        )
+        # Every rank's random state (a collective: all ranks call save), written by rank 0.
+        rng = {"torch": torch.get_rng_state(), "batches": batches.get_state()}
+        ranks = ctx.gather_objects(rng)
+        if not ctx.is_main:
+            return
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "step": step,
+            "spec": spec.__dict__,
+            "G": G.state_dict(),
+            "D": D.state_dict(),
+            "G_ema": ema.state_dict(),
+            "Q": Q.state_dict() if Q is not None else None,
+            "opt_G": opt_g.state_dict(),
+            "opt_D": opt_d.state_dict(),
+            "rng_torch": rng["torch"],
+            "rng_batches": rng["batches"],
+        }
+        if ctx.enabled:
+            state["rng_ranks"] = ranks
+            state["world_size"] = ctx.world_size
+        save_torch_atomic(state, path)
 
     if bank is None and start < steps:
         bank = ImageBank.from_params(params)
@@ -262,83 +479,59 @@ def train_generator(
         raise ValueError(f"image bank is {bank.resolution}px, the run is {spec.resolution}px")
 
     groups = G.parameter_groups()
-    bar = tqdm(total=steps, initial=start, desc=name, disable=not progress, leave=False)
+    show = progress and ctx.is_main
+    bar = tqdm(total=steps, initial=start, desc=name, disable=not show, leave=False)
     window_start, window_steps, t_begin = time.perf_counter(), 0, time.perf_counter()
     step = start
-    with open(log_path, "a") as log:
+    log_file = open(log_path, "a") if ctx.is_main else contextlib.nullcontext()  # noqa: SIM115
+    with log_file as log:
         while step < steps:
             step += 1
             want_log = step % t.log_every == 0 or step == steps
-            real = bank.sample(t.batch_size, batches).to(device)
-            latents = G.sample_latents(t.batch_size, device=device)
-            fakes = ("image", "trunk_image")  # the composite, and DS-ComGAN's x̄_z (Eq. 7)
+            real = to_device(bank.sample(local_batch, batches), device)
+            latents = G.sample_latents(local_batch, device=device)
+            r = step_fn.grads(real, latents, want_log and ctx.is_main)
+            out = r.out
 
-            # D step: real → 1, every fake → 0.
-            with _autocast(device, t.precision):
-                out = G(**latents)
-                real_logits = D(real).float()
-                fake_logits = [D(out[k].detach()).float() for k in fakes if k in out]
-            loss_d = d_loss(real_logits, *fake_logits)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-
-            # G step: composite → 1, plus β·L_binary on the mask.
-            if want_log and G.has_mask:
-                out["mask"].retain_grad()
-            with _autocast(device, t.precision):
-                gen_logits = [D(out[k]).float() for k in fakes if k in out]
-                if Q is not None:
-                    code_logits = {c: Q[c].classify_code(out[c]).float() for c in ("fg", "bg")}
-            loss_adv = sum(g_loss(logits) for logits in gen_logits)
-            loss_bin = binary_loss(out["mask_logits"], beta) if G.has_mask else loss_adv * 0
-            loss_info = loss_adv * 0
-            if Q is not None:
-                targets = {"fg": latents["f"], "bg": latents["b"]}
-                loss_info = spec.info_weight * sum(
-                    F.cross_entropy(code_logits[c], targets[c]) for c in ("fg", "bg")
-                )
-            loss_g = loss_adv + loss_bin + loss_info
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-
-            if not (torch.isfinite(loss_d) and torch.isfinite(loss_g)):
+            if not ctx.all_finite(r.loss_d, r.loss_g):
                 kept = f"step {start}" if ckpt_path.exists() else "none yet"
                 raise TrainingDiverged(
-                    f"{name}: non-finite loss at step {step} (loss_D {loss_d.item():.4g}, "
-                    f"loss_G {loss_g.item():.4g}); last good checkpoint: {kept} ({ckpt_path}). "
+                    f"{name}: non-finite loss at step {step} (loss_D {r.loss_d.item():.4g}, "
+                    f"loss_G {r.loss_g.item():.4g}); last good checkpoint: {kept} ({ckpt_path}). "
                     "Try a lower train.lr or precision fp32."
                 )
             record = None
-            if want_log:
+            if want_log and ctx.is_main:
                 record = {
                     "step": step,
-                    "loss_d": loss_d.item(),
-                    "loss_g": loss_g.item(),
-                    "loss_adv": loss_adv.item(),
-                    "loss_binary": loss_bin.item(),
-                    "d_real": torch.sigmoid(real_logits).mean().item(),
-                    "d_fake": torch.sigmoid(fake_logits[0]).mean().item(),
+                    "loss_d": r.loss_d.item(),
+                    "loss_g": r.loss_g.item(),
+                    "loss_adv": r.loss_adv.item(),
+                    "loss_binary": r.loss_bin.item(),
+                    "d_real": torch.sigmoid(r.real_logits).mean().item(),
+                    "d_fake": torch.sigmoid(r.fake_logits[0]).mean().item(),
                 }
                 if Q is not None:
-                    record["loss_info"] = loss_info.item()
+                    record["loss_info"] = r.loss_info.item()
                     for c, code in (("fg", "f"), ("bg", "b")):
-                        hits = code_logits[c].argmax(1) == targets[c]
+                        hits = r.code_logits[c].argmax(1) == r.targets[c]
                         record[f"info_acc_{code}"] = hits.float().mean().item()
                 for group, plist in groups.items():
                     record[f"grad_norm_{group}"] = _grad_norm(plist)
                 if G.has_mask:
                     m = out["mask"]
+                    # A compiled G composes inside its graph: its mask output gets no gradient
+                    # there, so the diagnostic is not available (null) rather than 0.
+                    missing = None if step_fn.g_compiled else 0.0
                     record["mask_pixel_grad"] = (
-                        float(m.grad.abs().mean()) if m.grad is not None else 0.0
+                        float(m.grad.abs().mean()) if m.grad is not None else missing
                     )
                     record["mask_mean"] = m.detach().mean().item()
                     record["mask_entropy"] = float(
                         binary_entropy_from_logits(out["mask_logits"].detach().float()).mean()
                     )
                     record.update(trivial_solution_summary(m, out["fg"], out["bg"]))
-            opt_g.step()
-            ema.update(G, step - 1)
+            step_fn.update(step)
             window_steps += 1
             bar.update(1)
 
@@ -346,6 +539,8 @@ def train_generator(
                 now = time.perf_counter()
                 record["sec_per_step"] = (now - window_start) / window_steps
                 record["wall_s"] = now - t_begin
+                if ctx.enabled:
+                    record["world_size"] = ctx.world_size
                 window_start, window_steps = now, 0
                 log.write(json.dumps(record) + "\n")
                 log.flush()
@@ -358,6 +553,7 @@ def train_generator(
     bar.close()
     if not ckpt_path.exists():
         save(step)
+    ctx.barrier()  # the checkpoint is complete before any rank reads it
     records = read_log(run, name)
     timed = [r["sec_per_step"] for r in records if "sec_per_step" in r]
     return {
@@ -370,6 +566,13 @@ def train_generator(
         "log": str(log_path),
         "last": records[-1] if records else None,
     }
+
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU batch on ``device``; through pinned memory and an asynchronous copy on CUDA."""
+    if device.type == "cuda" and x.device.type == "cpu":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)
 
 
 def _build_from_spec(spec: dict):
@@ -447,3 +650,62 @@ def generate(G, latents: dict[str, torch.Tensor], batch_size: int = 256) -> dict
         out = G(**{k: v.to(device) for k, v in chunk.items()})
         parts.append({k: v.float().cpu() for k, v in out.items()} | chunk)
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m comgan_lib.train PARAMS`` (one process) or ``torchrun --nproc_per_node=N -m
+    comgan_lib.train PARAMS`` (N processes, DDP): train one stage-1 run into the run folder the
+    runner uses, so the notebooks then find it finished and only reload it."""
+    from comgan_lib.config import add_override_argument, load_params
+
+    parser = argparse.ArgumentParser(
+        prog="python -m comgan_lib.train",
+        description="Train one stage-1 run (checkpoints and log in outputs/<run>/); under "
+        "torchrun, on several GPUs with DistributedDataParallel. Resumes an unfinished run.",
+    )
+    parser.add_argument("params", help="parameter file, e.g. params/cub.yaml")
+    parser.add_argument("--kind", choices=tuple(GENERATORS), help="generator (model.kind)")
+    parser.add_argument("--beta", type=float, help="weight of L_binary (train.beta_binary)")
+    parser.add_argument(
+        "--name", help="run name (default <kind>_beta<beta>, the name the notebooks use)"
+    )
+    parser.add_argument("--steps", type=int, help="steps (train.steps)")
+    parser.add_argument("--run-dir", type=Path, help="run folder (default output.root/run.name)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_override_argument(parser)
+    args = parser.parse_args(argv)
+    ctx = dist_util.from_environment()
+    try:
+        params = load_params(args.params, args.overrides)
+        kind = args.kind or params.model.kind
+        beta = params.train.beta_binary if args.beta is None else args.beta
+        name = args.name or run_name(kind, beta)
+        run = RunDir.for_params(params, args.run_dir)
+        result = train_generator(
+            params,
+            run,
+            name=name,
+            kind=kind,
+            beta_binary=beta,
+            steps=args.steps,
+            progress=not args.quiet,
+            ctx=ctx,
+        )
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        dist_util.shutdown()
+    if ctx.is_main:
+        per_step = result["sec_per_step"]
+        timing = f", {per_step:.3f} s per step" if per_step else ""
+        world = f" on {ctx.world_size} processes" if ctx.enabled else ""
+        print(f"{name}: {result['steps']} steps{world}{timing}; checkpoint {result['checkpoint']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -108,12 +108,22 @@ def build_dataset(
     raise ValueError(f"unknown data.kind {d.kind!r}")
 
 
-def stack_items(dataset: Dataset, limit: int | None = None, batch_size: int = 256) -> dict:
-    """The first ``limit`` items (all by default) collated into batched tensors, in order."""
+def stack_items(
+    dataset: Dataset, limit: int | None = None, batch_size: int = 256, num_workers: int = 0
+) -> dict:
+    """The first ``limit`` items (all by default) collated into batched tensors, in order;
+    ``num_workers`` processes decode them in parallel (folder datasets: JPEG decoding)."""
     import torch
     from torch.utils.data import DataLoader, Subset
 
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    loader = DataLoader(Subset(dataset, range(n)), batch_size=batch_size, shuffle=False)
+    workers = min(num_workers, max(0, -(-n // batch_size)))  # no idle workers
+    loader = DataLoader(
+        Subset(dataset, range(n)),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        prefetch_factor=2 if workers else None,
+    )
     batches = list(loader)
     return {k: torch.cat([b[k] for b in batches]) for k in batches[0]}

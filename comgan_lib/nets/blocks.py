@@ -7,15 +7,24 @@ batch norm, then ``a * sigmoid(b)``. Convolutions carry no bias (batch norm foll
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
 class GLU(nn.Module):
-    """Gated linear unit over channels: ``x[:, :C/2] * sigmoid(x[:, C/2:])``."""
+    """Gated linear unit over channels: ``x[:, :C/2] * sigmoid(x[:, C/2:])``.
+
+    Computed by PyTorch's one-kernel ``F.glu`` (forward bit-identical to the two-op form, backward
+    equal up to rounding, about twice as fast on a CPU); ``fused = False`` on an instance uses the
+    two-op form (the benchmark's "legacy" step)."""
+
+    fused = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] % 2:
             raise ValueError(f"GLU needs an even number of channels, got {x.shape[1]}")
+        if self.fused:
+            return F.glu(x, dim=1)
         a, b = x.chunk(2, dim=1)
         return a * torch.sigmoid(b)
 
