@@ -77,7 +77,7 @@ from comgan_lib.train import (
     TrainingDiverged,
     _truncate_log,
     load_generator,
-    read_log,
+    run_summary,
     to_device,
 )
 
@@ -537,18 +537,8 @@ def train_segmenter(
     bar.close()
     if not ckpt_path.exists():
         save(step)
-    records = read_log(run, name)
-    timed = [r["sec_per_step"] for r in records if "sec_per_step" in r]
-    return {
-        "name": name,
-        "generator": generator_name,
-        "orientation": record,
-        "steps": step,
-        "sec_per_step": sum(timed) / len(timed) if timed else None,
-        "checkpoint": str(ckpt_path),
-        "log": str(log_path),
-        "last": records[-1] if records else None,
-    }
+    summary = run_summary(run, name, step, ckpt_path, log_path)
+    return summary | {"generator": generator_name, "orientation": record}
 
 
 # Loading and predicting.

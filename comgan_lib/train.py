@@ -554,12 +554,16 @@ def train_generator(
     if not ckpt_path.exists():
         save(step)
     ctx.barrier()  # the checkpoint is complete before any rank reads it
+    return {"kind": kind, "beta_binary": beta} | run_summary(run, name, step, ckpt_path, log_path)
+
+
+def run_summary(run: RunDir, name: str, step: int, ckpt_path: Path, log_path: Path) -> dict:
+    """What a finished training loop (stage 1 or 2) returns: its step count, mean step time from
+    the log, file paths and the last log line."""
     records = read_log(run, name)
     timed = [r["sec_per_step"] for r in records if "sec_per_step" in r]
     return {
         "name": name,
-        "kind": kind,
-        "beta_binary": beta,
         "steps": step,
         "sec_per_step": sum(timed) / len(timed) if timed else None,
         "checkpoint": str(ckpt_path),
