@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -314,6 +315,9 @@ def _a(noun: str) -> str:
     return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
+_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _check_type(value: Any, tp, where: str) -> Any:
     """Return ``value`` converted to ``tp`` where lossless, or raise ConfigError."""
     origin = typing.get_origin(tp)
@@ -328,6 +332,8 @@ def _check_type(value: Any, tp, where: str) -> Any:
             raise ConfigError(f"{where} must be {_a(_type_name(tp))}, got {value!r}")
         (item_tp,) = typing.get_args(tp)
         return [_check_type(v, item_tp, where) for v in value]
+    if tp is float and isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+        value = float(value)  # PyYAML reads "5e-4" (no dot) as a string: YAML 1.1 wants "5.0e-4"
     ok = (
         (tp is bool and isinstance(value, bool))
         or (tp is int and isinstance(value, int) and not isinstance(value, bool))

@@ -135,6 +135,16 @@ def test_overrides_by_dotted_key(repo):
     assert params.run.notebooks == ["00_data"]
 
 
+def test_float_in_exponent_notation_without_a_dot(repo):
+    # PyYAML (YAML 1.1) reads "5e-4" as a string; a float key still takes it, an int key does not.
+    params = load_params(repo / "params" / "smoke.yaml", ["train.lr=5e-4"])
+    assert params.train.lr == pytest.approx(5e-4)
+    with pytest.raises(ConfigError, match="'train.steps' must be an integer"):
+        load_params(repo / "params" / "smoke.yaml", ["train.steps=1e3"])
+    with pytest.raises(ConfigError, match="'train.lr' must be a number"):
+        load_params(repo / "params" / "smoke.yaml", ["train.lr=e-4"])
+
+
 @pytest.mark.parametrize(
     "override, piece",
     [
