@@ -216,6 +216,14 @@ class TrainParams:
         default=None,
         metadata=meta("steps of each Fig. 2 comparison run in 01 (null: train.steps)", min=1),
     )
+    main_steps: int | None = field(
+        default=None,
+        metadata=meta(
+            "steps of the parameter file's model.kind when 03 trains it (the generator 04 and 06"
+            " use) and it is not ComGAN (null: train.steps)",
+            min=1,
+        ),
+    )
     ladder_steps: int | None = field(
         default=None,
         metadata=meta(
