@@ -81,7 +81,10 @@ def mask_fidelity(G, oracle: UNet, n: int = 1000, seed: int = 0) -> dict:
 
     Returns the chosen orientation (``"mask"``: M is the foreground; ``"inverse"``: M is the
     background), the mean foreground-only IoU and Dice in that orientation and in the other, the
-    share of samples whose (oriented) coverage lies in [5%, 95%], and the mean oriented coverage.
+    share of samples whose (oriented) coverage lies in [5%, 95%], the mean oriented coverage, and
+    where the disagreement lies: ``spill`` (the share of the oriented mask the oracle calls
+    background: an oversized mask) and ``miss`` (the share of the oracle's object outside the mask:
+    an undersized one), each averaged over the samples that have such pixels.
     """
     s = sample(G, n, seed=seed)
     target = predict(oracle, s["image"])
@@ -91,6 +94,7 @@ def mask_fidelity(G, oracle: UNet, n: int = 1000, seed: int = 0) -> dict:
     chosen, other = (inverse, direct) if use_inverse else (direct, inverse)
     fg_mask = 1 - s["mask"] if use_inverse else s["mask"]
     cov = coverage(fg_mask)
+    spill, miss = _spill_and_miss(fg_mask, target)
     return {
         "orientation": "inverse" if use_inverse else "mask",
         "iou": float(chosen["iou"].mean()),
@@ -99,5 +103,21 @@ def mask_fidelity(G, oracle: UNet, n: int = 1000, seed: int = 0) -> dict:
         "frac_coverage_5_95": float(((cov >= 0.05) & (cov <= 0.95)).float().mean()),
         "coverage_mean": float(cov.mean()),
         "oracle_coverage_mean": float(coverage(target).mean()),
+        "spill": spill,
+        "miss": miss,
         "n_samples": n,
     }
+
+
+def _spill_and_miss(mask: torch.Tensor, target: torch.Tensor) -> tuple[float, float]:
+    """Mean share of mask pixels outside ``target`` and of target pixels outside the mask (binary
+    at 0.5; samples with an empty mask, or an empty target, are left out of the respective mean)."""
+    m = (mask >= 0.5).flatten(1).float()
+    t = (target >= 0.5).flatten(1).float()
+    m_area, t_area = m.sum(1), t.sum(1)
+    spill = (m * (1 - t)).sum(1)[m_area > 0] / m_area[m_area > 0]
+    miss = (t * (1 - m)).sum(1)[t_area > 0] / t_area[t_area > 0]
+    return (
+        float(spill.mean()) if len(spill) else float("nan"),
+        float(miss.mean()) if len(miss) else float("nan"),
+    )

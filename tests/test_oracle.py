@@ -38,3 +38,24 @@ def test_inverted_masks_are_detected_once_and_scored_in_that_orientation():
     assert result["iou"] == 1.0 and result["iou_other_orientation"] == 0.0
     assert abs(result["coverage_mean"] - 36 / 256) < 1e-6
     assert result["frac_coverage_5_95"] == 1.0
+    assert result["spill"] == 0.0 and result["miss"] == 0.0
+
+
+class OversizedMaskGenerator(SquareGenerator):
+    """The same squares, with a mask twice as tall as the object (spill, no miss)."""
+
+    def forward(self, z):
+        out = super().forward(z)
+        square = (1 - out["mask"]).clone()
+        grown = square.clone()
+        grown[:, :, 6:, :] = torch.maximum(grown[:, :, 6:, :], square[:, :, :-6, :])
+        return {**out, "mask": grown}
+
+
+def test_oversized_masks_show_as_spill_not_miss():
+    result = mask_fidelity(OversizedMaskGenerator(), ThresholdOracle(), n=20, seed=0)
+    assert result["orientation"] == "mask"
+    assert result["miss"] == 0.0
+    # Squares near the bottom edge grow less; every mask is between 1x and 2x the object.
+    assert 0.0 < result["spill"] <= 0.5
+    assert abs(result["spill"] - (1 - 36 / (result["coverage_mean"] * 256))) < 0.1
