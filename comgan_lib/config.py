@@ -219,8 +219,8 @@ class TrainParams:
     main_steps: int | None = field(
         default=None,
         metadata=meta(
-            "steps of the parameter file's model.kind when 03 trains it (the generator 04 and 06"
-            " use) and it is not ComGAN (null: train.steps)",
+            "steps of the model 03 trains for 04 and 06 (DS-ComGAN or ComGAN + L_info, after"
+            " model.kind; null: train.steps)",
             min=1,
         ),
     )
