@@ -190,7 +190,7 @@ class TrainParams:
     checkpoint_every: int = field(default=500, metadata=meta("steps between checkpoints", min=1))
     log_every: int = field(default=50, metadata=meta("steps between log lines", min=1))
     precision: str = field(
-        default="fp32", metadata=meta("numeric precision", choices=("fp32", "bf16"))
+        default="fp32", metadata=meta("numeric precision", choices=("fp32", "tf32", "bf16"))
     )
     flip: bool = field(default=True, metadata=meta("random horizontal flips of real images"))
     channels_last: bool = field(
@@ -247,7 +247,7 @@ class SegmentParams:
     checkpoint_every: int = field(default=500, metadata=meta("steps between checkpoints", min=1))
     log_every: int = field(default=50, metadata=meta("steps between log lines", min=1))
     precision: str = field(
-        default="fp32", metadata=meta("numeric precision", choices=("fp32", "bf16"))
+        default="fp32", metadata=meta("numeric precision", choices=("fp32", "tf32", "bf16"))
     )
     orientation_samples: int = field(
         default=512, metadata=meta("samples that decide whether M is fg or bg", min=1)

@@ -285,6 +285,7 @@ class Stage2Step:
 
     def grads(self, real: torch.Tensor) -> Stage2Result:
         B, dev, o = real.shape[0], self.device, self.options
+        speed.apply_backend_flags(dev, o)
         with torch.no_grad(), speed.autocast(dev, o.precision):
             gen = self.g_fwd(**_sample_latents(self.G, B, self.latent_rng, dev))
         x_gen = gen["image"].float()
@@ -447,9 +448,9 @@ def train_segmenter(
         D.load_state_dict(state["D_m"])
         opt_s.load_state_dict(state["opt_S"])
         opt_d.load_state_dict(state["opt_D"])
-        torch.set_rng_state(state["rng_torch"])
-        batches.set_state(state["rng_batches"])
-        latent_rng.set_state(state["rng_latents"])
+        torch.set_rng_state(state["rng_torch"].cpu())
+        batches.set_state(state["rng_batches"].cpu())
+        latent_rng.set_state(state["rng_latents"].cpu())
         start = state["step"]
         _truncate_log(log_path, start)
     elif log_path.exists():

@@ -4,7 +4,10 @@ Each option is a parameter (``train.*`` for stage 1, ``segment.*`` for stage 2) 
 the reference; ``tests/test_speed_variants.py`` checks every option against it from the same seed.
 ``python -m comgan_lib.bench`` measures them side by side (docs/PAPER_SCALE.md has the numbers).
 
-- ``precision: bf16``: autocast to bfloat16 (loss terms in fp32). Fast on GPUs; on CPUs without
+- ``precision``: ``fp32`` is strict fp32 (on CUDA, TensorFloat-32 is switched off for
+  convolutions and matrix products, which PyTorch otherwise allows for cuDNN convolutions);
+  ``tf32`` lets CUDA convolutions and matrix products round their inputs to TensorFloat-32
+  (10-bit mantissa, fp32 accumulation; the same as fp32 on a CPU); ``bf16``: autocast to bfloat16 (loss terms in fp32). Fast on GPUs; on CPUs without
   native bf16 it is far *slower* (about 25x measured on the 2-core development machine).
 - ``channels_last``: NHWC memory format for the networks and their image inputs (same math).
 - ``compile``: ``torch.compile`` (inductor) of the networks; fuses batch norm, GLU and the other
@@ -52,8 +55,15 @@ def autocast(device: torch.device, precision: str):
 
 
 def apply_backend_flags(device: torch.device, options: SpeedOptions) -> None:
-    if device.type == "cuda" and options.cudnn_benchmark:
-        torch.backends.cudnn.benchmark = True
+    """Process-wide CUDA flags of the options (no-ops on a CPU). The steps set them on every call
+    (two assignments), so variants timed side by side in one process each run with their own."""
+    if device.type != "cuda":
+        return
+    torch.backends.cudnn.benchmark = options.cudnn_benchmark
+    # bf16 autocast leaves the layers it keeps in fp32 (norms, losses) as they are: strict.
+    tf32 = options.precision == "tf32"
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
 def memory_format(options: SpeedOptions) -> torch.memory_format:

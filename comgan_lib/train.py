@@ -273,6 +273,7 @@ class Stage1Step:
 
     def grads(self, real: torch.Tensor, latents: dict, want_log: bool = False) -> StepResult:
         o, dev = self.options, self.device
+        speed.apply_backend_flags(dev, o)
         real = speed.to_format(real, o)
         # D step: real → 1, every fake → 0.
         with speed.autocast(dev, o.precision):
@@ -434,12 +435,13 @@ def train_generator(
         opt_d.load_state_dict(state["opt_D"])
         start = state["step"]
         ranks = state.get("rng_ranks")
+        # The checkpoint was loaded onto the run's device; RNG states are restored from the CPU.
         if ctx.rank == 0:
-            torch.set_rng_state(state["rng_torch"])
-            batches.set_state(state["rng_batches"])
+            torch.set_rng_state(state["rng_torch"].cpu())
+            batches.set_state(state["rng_batches"].cpu())
         elif ranks and len(ranks) == ctx.world_size:
-            torch.set_rng_state(ranks[ctx.rank]["torch"])
-            batches.set_state(ranks[ctx.rank]["batches"])
+            torch.set_rng_state(ranks[ctx.rank]["torch"].cpu())
+            batches.set_state(ranks[ctx.rank]["batches"].cpu())
         else:  # resumed on another number of processes: a fresh stream per rank and step
             torch.manual_seed(dist_util.rank_seed(seed, ctx) + start)
             batches.manual_seed(dist_util.rank_seed(seed, ctx) + start)

@@ -12,12 +12,19 @@ of G and D, as one vector: ``|Δ_variant - Δ_fp32| / |Δ_fp32|``). Tolerances:
 - loose (bf16 autocast): losses within 5e-2 relative, updates within 0.5 relative (bfloat16 keeps
   8 bits of mantissa; the direction of the update is what it must keep).
 
+- medium (tf32: CUDA convolutions and matrix products with 10-bit-mantissa inputs): losses within
+  1e-2, updates within 0.5 as bf16 (on a CPU tf32 is fp32 and matches exactly).
+
+The file runs on the CPU; ``COMGAN_TEST_DEVICE=cuda pytest tests/test_speed_variants.py`` runs the
+same checks on a GPU (cuDNN set deterministic there, so the reference repeats bit for bit).
+
 Stage 2 (``Stage2Step``) is checked on one step (losses and S's gradients, tight); the compile
 check uses ``comgan`` (fewest graphs) and takes most of this file's time on a cold compile cache.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import pytest
@@ -37,8 +44,11 @@ TINY = [
 ]
 STEPS = 3
 TIGHT = {"loss_rtol": 1e-4, "update_rtol": 1e-2}
+MEDIUM = {"loss_rtol": 1e-2, "update_rtol": 0.5}
 LOOSE = {"loss_rtol": 5e-2, "update_rtol": 0.5}
-CPU = torch.device("cpu")
+DEVICE = torch.device(os.environ.get("COMGAN_TEST_DEVICE", "cpu"))
+if DEVICE.type == "cuda":
+    torch.backends.cudnn.deterministic = True
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +66,7 @@ def run_stage1(params, bank, variant: str, kind: str = "ds_comgan"):
     """Per-step (loss_D, loss_G) and the update of G's and D's weights after STEPS steps."""
     options, legacy = parse_variant(variant)
     spec = make_run_spec(params, "speed_test", kind, 1.0)
-    step_fn = build_stage1(spec, params, CPU, options=options, seed=0)
+    step_fn = build_stage1(spec, params, DEVICE, options=options, seed=0)
     if legacy:
         make_legacy(step_fn)
     layout = torch.channels_last if options.channels_last else torch.contiguous_format
@@ -67,8 +77,8 @@ def run_stage1(params, bank, variant: str, kind: str = "ds_comgan"):
     losses = []
     B = params.train.batch_size
     for i in range(STEPS):
-        z = step_fn.G.sample_latents(B, generator=latents, device=CPU)
-        r = step_fn.grads(bank.sample(B, batches), z)
+        z = step_fn.G.sample_latents(B, generator=latents, device=DEVICE)
+        r = step_fn.grads(bank.sample(B, batches).to(DEVICE), z)
         step_fn.update(i + 1)
         losses.append([r.loss_d.item(), r.loss_g.item()])
     after = torch.cat([p.detach().flatten() for m in nets for p in m.parameters()])
@@ -96,11 +106,19 @@ def assert_close(result, reference, tol, what):
         ("channels_last", TIGHT),
         ("fused_adam", TIGHT),
         ("channels_last+fused_adam", TIGHT),
+        ("tf32", MEDIUM),
         ("bf16", LOOSE),
     ],
 )
 def test_eager_variants_match_fp32(params, bank, reference, variant, tol):
     assert_close(run_stage1(params, bank, variant), reference["ds_comgan"], tol, variant)
+
+
+@pytest.mark.skipif(DEVICE.type != "cuda", reason="TensorFloat-32 exists on CUDA only")
+def test_fp32_is_strict_on_cuda(params, bank, reference):
+    """PyTorch lets cuDNN convolutions use TF32 by default; the fp32 reference must not."""
+    losses, update = run_stage1(params, bank, "tf32")
+    assert not torch.equal(update, reference["ds_comgan"][1])
 
 
 def test_the_reference_is_deterministic(params, bank, reference):
@@ -110,8 +128,8 @@ def test_the_reference_is_deterministic(params, bank, reference):
 
 
 def test_compiled_step_matches_fp32(params, bank, reference):
-    if speed.compile_unavailable(CPU):
-        pytest.skip(speed.compile_unavailable(CPU))
+    if speed.compile_unavailable(DEVICE):
+        pytest.skip(speed.compile_unavailable(DEVICE))
     # comgan: the smallest set of graphs (no Q, no trunk image) keeps compiling short.
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # a fallback to eager would pass silently
@@ -119,10 +137,11 @@ def test_compiled_step_matches_fp32(params, bank, reference):
     assert_close(result, reference["comgan"], TIGHT, "compile")
 
 
+@pytest.mark.skipif(DEVICE.type != "cpu", reason="the missing compiler is the CPU backend's")
 def test_compile_falls_back_to_eager_with_a_warning(params, bank, reference, monkeypatch):
     monkeypatch.setattr(speed, "_WARNED", set())
     monkeypatch.setenv("PATH", "/nonexistent")  # no C++ compiler: inductor cannot run on a CPU
-    assert "C++ compiler" in speed.compile_unavailable(CPU)
+    assert "C++ compiler" in speed.compile_unavailable(DEVICE)
     with pytest.warns(RuntimeWarning, match="C\\+\\+ compiler.*running eager"):
         result = run_stage1(params, bank, "compile", kind="comgan")
     assert torch.equal(result[0], reference["comgan"][0])
@@ -163,12 +182,12 @@ def test_stage2_channels_last_matches_fp32(params, bank):
     def run(variant):
         options, _ = parse_variant(variant)
         torch.manual_seed(0)
-        G = _build_from_spec(gspec.__dict__).eval().requires_grad_(False)
-        step_fn = build_stage2(G, spec, params, CPU, seed=0, options=options)
+        G = _build_from_spec(gspec.__dict__).to(DEVICE).eval().requires_grad_(False)
+        step_fn = build_stage2(G, spec, params, DEVICE, seed=0, options=options)
         conv = next(m for m in step_fn.S.modules() if isinstance(m, torch.nn.Conv2d))
         layout = torch.channels_last if options.channels_last else torch.contiguous_format
         assert conv.weight.is_contiguous(memory_format=layout)
-        r = step_fn.grads(bank.sample(4, torch.Generator().manual_seed(1)))
+        r = step_fn.grads(bank.sample(4, torch.Generator().manual_seed(1)).to(DEVICE))
         grads = torch.cat([p.grad.flatten() for p in step_fn.S.parameters()])
         return torch.tensor([r.loss_d.item(), r.loss_s.item()]), grads
 

@@ -90,6 +90,20 @@ def test_interrupted_run_resumes_without_gaps_or_duplicates(tmp_path, params, ba
         assert torch.allclose(a[key].float(), b[key].float(), atol=1e-5), key
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_run_resumes(tmp_path, params, bank):
+    """Checkpoints load onto the run's device, RNG states included, which must go back to the
+    CPU before they are restored (a resume on CUDA once failed with "RNG state must be a
+    torch.ByteTensor")."""
+    from dataclasses import replace
+
+    p = replace(params, run=replace(params.run, device="cuda"))
+    run = RunDir(tmp_path)
+    train_generator(p, run, name="c", kind="comgan", steps=2, bank=bank, progress=False)
+    result = train_generator(p, run, name="c", kind="comgan", steps=4, bank=bank, progress=False)
+    assert result["steps"] == 4
+
+
 def test_ladder_snapshot_freezes_the_run_at_ladder_steps(tmp_path, params, bank):
     from dataclasses import replace
 
