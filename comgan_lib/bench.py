@@ -10,8 +10,9 @@ It times the real steps (``comgan_lib.train.Stage1Step``: D step + G step, with 
 kinds; ``comgan_lib.segment.Stage2Step``: D_m step + S step) of the parameter file's networks at
 its resolution and batch size: stage 1 for ``model.kind`` and ``comgan``, stage 2 on an untrained
 generator (the step costs the same). A variant is ``+``-joined options of ``comgan_lib.speed``:
-``fp32`` (the reference: fp32 eager), ``tf32`` (CUDA), ``bf16``, ``channels_last``, ``compile``, ``fused_adam``,
-``cudnn_benchmark``; ``legacy`` is the stage-1 step as it was before this work (``make_legacy``).
+``fp32`` (the reference: fp32 eager), ``tf32`` (CUDA), ``bf16``, ``channels_last``, ``compile``,
+``fused_adam``, ``cudnn_benchmark``; ``legacy`` is the stage-1 step as it was before this work
+(``make_legacy``).
 
 Fairness on a noisy machine: every variant is built from the same seed and warmed up first (the
 warm-up steps, which include compiling, are not timed); then ``--rounds`` rounds each time
@@ -53,7 +54,8 @@ from comgan_lib.errors import UserError
 from comgan_lib.rundir import write_json_atomic
 from comgan_lib.runtime import PROJECT_ROOT, device_description, git_commit, pick_device
 
-OPTION_TOKENS = ("fp32", "tf32", "bf16", "channels_last", "compile", "fused_adam", "cudnn_benchmark")
+PRECISIONS = ("fp32", "tf32", "bf16")
+OPTION_TOKENS = (*PRECISIONS, "channels_last", "compile", "fused_adam", "cudnn_benchmark")
 REFERENCE = "fp32"
 
 
@@ -63,7 +65,7 @@ def parse_variant(name: str) -> tuple[speed.SpeedOptions, bool]:
     for token in name.split("+"):
         if token == "legacy":
             legacy = True
-        elif token in ("fp32", "tf32", "bf16"):
+        elif token in PRECISIONS:
             options.precision = token
         elif token in OPTION_TOKENS:
             setattr(options, token, True)

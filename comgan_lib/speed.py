@@ -7,8 +7,9 @@ the reference; ``tests/test_speed_variants.py`` checks every option against it f
 - ``precision``: ``fp32`` is strict fp32 (on CUDA, TensorFloat-32 is switched off for
   convolutions and matrix products, which PyTorch otherwise allows for cuDNN convolutions);
   ``tf32`` lets CUDA convolutions and matrix products round their inputs to TensorFloat-32
-  (10-bit mantissa, fp32 accumulation; the same as fp32 on a CPU); ``bf16``: autocast to bfloat16 (loss terms in fp32). Fast on GPUs; on CPUs without
-  native bf16 it is far *slower* (about 25x measured on the 2-core development machine).
+  (10-bit mantissa, fp32 accumulation; the same as fp32 on a CPU); ``bf16``: autocast to
+  bfloat16 (loss terms in fp32). Fast on GPUs; on CPUs without native bf16 it is far *slower*
+  (about 25x measured on the 2-core development machine).
 - ``channels_last``: NHWC memory format for the networks and their image inputs (same math).
 - ``compile``: ``torch.compile`` (inductor) of the networks; fuses batch norm, GLU and the other
   element-wise work around the convolutions. Unavailable (no C++ compiler on a CPU, unsupported
@@ -56,7 +57,7 @@ def autocast(device: torch.device, precision: str):
 
 def apply_backend_flags(device: torch.device, options: SpeedOptions) -> None:
     """Process-wide CUDA flags of the options (no-ops on a CPU). The steps set them on every call
-    (two assignments), so variants timed side by side in one process each run with their own."""
+    (three assignments), so variants timed side by side in one process each run with their own."""
     if device.type != "cuda":
         return
     torch.backends.cudnn.benchmark = options.cudnn_benchmark

@@ -152,6 +152,7 @@ def test_float_in_exponent_notation_without_a_dot(repo):
         ("train.steps=many", "'train.steps' must be an integer"),
         ("train.steps", "expected key=value"),
         ("train.steps.x=1", "'train.steps' is not a section"),
+        ("train.precision=fp16", "allowed: fp32, tf32, bf16"),
     ],
 )
 def test_bad_override_names_the_override(repo, override, piece):

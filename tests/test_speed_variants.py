@@ -121,6 +121,18 @@ def test_fp32_is_strict_on_cuda(params, bank, reference):
     assert not torch.equal(update, reference["ds_comgan"][1])
 
 
+def test_variant_names_parse_to_options():
+    options, legacy = parse_variant("tf32+channels_last+compile")
+    assert (options.precision, options.channels_last, options.compile, legacy) == (
+        "tf32",
+        True,
+        True,
+        False,
+    )
+    with pytest.raises(Exception, match="unknown variant part 'fp16'"):
+        parse_variant("fp16+channels_last")
+
+
 def test_the_reference_is_deterministic(params, bank, reference):
     losses, update = run_stage1(params, bank, "fp32")
     assert torch.equal(losses, reference["ds_comgan"][0])
