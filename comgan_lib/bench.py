@@ -49,12 +49,11 @@ from pathlib import Path
 import torch
 
 from comgan_lib import speed
-from comgan_lib.config import Params, add_override_argument, load_params
+from comgan_lib.config import PRECISIONS, Params, add_override_argument, load_params
 from comgan_lib.errors import UserError
 from comgan_lib.rundir import write_json_atomic
 from comgan_lib.runtime import PROJECT_ROOT, device_description, git_commit, pick_device
 
-PRECISIONS = ("fp32", "tf32", "bf16")
 OPTION_TOKENS = (*PRECISIONS, "channels_last", "compile", "fused_adam", "cudnn_benchmark")
 REFERENCE = "fp32"
 

@@ -26,6 +26,9 @@ import yaml
 
 from comgan_lib.errors import ConfigError
 
+# Numeric precisions of a training step (comgan_lib.speed says what each one does).
+PRECISIONS = ("fp32", "tf32", "bf16")
+
 NOTEBOOKS = (
     "00_data",
     "01_pi_baselines",
@@ -189,9 +192,7 @@ class TrainParams:
     ema_decay: float = field(default=0.999, metadata=meta("EMA of G", min=0.0, max=1.0))
     checkpoint_every: int = field(default=500, metadata=meta("steps between checkpoints", min=1))
     log_every: int = field(default=50, metadata=meta("steps between log lines", min=1))
-    precision: str = field(
-        default="fp32", metadata=meta("numeric precision", choices=("fp32", "tf32", "bf16"))
-    )
+    precision: str = field(default="fp32", metadata=meta("numeric precision", choices=PRECISIONS))
     flip: bool = field(default=True, metadata=meta("random horizontal flips of real images"))
     channels_last: bool = field(
         default=False, metadata=meta("channels-last memory format for G, D, Q (same math)")
@@ -246,9 +247,7 @@ class SegmentParams:
     disc_width: int = field(default=32, metadata=meta("mask discriminator D_m base width", min=4))
     checkpoint_every: int = field(default=500, metadata=meta("steps between checkpoints", min=1))
     log_every: int = field(default=50, metadata=meta("steps between log lines", min=1))
-    precision: str = field(
-        default="fp32", metadata=meta("numeric precision", choices=("fp32", "tf32", "bf16"))
-    )
+    precision: str = field(default="fp32", metadata=meta("numeric precision", choices=PRECISIONS))
     orientation_samples: int = field(
         default=512, metadata=meta("samples that decide whether M is fg or bg", min=1)
     )
