@@ -84,7 +84,12 @@ def mask_fidelity(G, oracle: UNet, n: int = 1000, seed: int = 0) -> dict:
     share of samples whose (oriented) coverage lies in [5%, 95%], the mean oriented coverage, and
     where the disagreement lies: ``spill`` (the share of the oriented mask the oracle calls
     background: an oversized mask) and ``miss`` (the share of the oracle's object outside the mask:
-    an undersized one), each averaged over the samples that have such pixels.
+    an undersized one), each averaged over the samples that have such pixels. ``layer_gap`` is the
+    mean |F − B| (in [0, 1] intensity units, pooled over pixels) in each region: the object under
+    the mask, the spill, the missed object and the background both call background. By Lemma 1
+    this is the size of the composite's derivative with respect to the mask: a gap near zero in the
+    spill would mean F copies B there (the second trivial solution, locally), a gap as large as on
+    the object means F draws something of its own there.
     """
     s = sample(G, n, seed=seed)
     target = predict(oracle, s["image"])
@@ -95,6 +100,7 @@ def mask_fidelity(G, oracle: UNet, n: int = 1000, seed: int = 0) -> dict:
     fg_mask = 1 - s["mask"] if use_inverse else s["mask"]
     cov = coverage(fg_mask)
     spill, miss = _spill_and_miss(fg_mask, target)
+    gap = _layer_gap_by_region(fg_mask, target, s["fg"], s["bg"])
     return {
         "orientation": "inverse" if use_inverse else "mask",
         "iou": float(chosen["iou"].mean()),
@@ -105,6 +111,7 @@ def mask_fidelity(G, oracle: UNet, n: int = 1000, seed: int = 0) -> dict:
         "oracle_coverage_mean": float(coverage(target).mean()),
         "spill": spill,
         "miss": miss,
+        "layer_gap": gap,
         "n_samples": n,
     }
 
@@ -121,3 +128,15 @@ def _spill_and_miss(mask: torch.Tensor, target: torch.Tensor) -> tuple[float, fl
         float(spill.mean()) if len(spill) else float("nan"),
         float(miss.mean()) if len(miss) else float("nan"),
     )
+
+
+def _layer_gap_by_region(mask, target, fg, bg) -> dict[str, float]:
+    """Mean |F − B| / 2 (channels averaged) over the pixels of each region of the binary (0.5)
+    mask against the binary target: object, spill, miss, background; NaN for an empty region."""
+    m, t = (mask >= 0.5).float(), (target >= 0.5).float()
+    gap = (fg.float() - bg.float()).abs().mean(1, keepdim=True) / 2
+    regions = {"object": m * t, "spill": m * (1 - t), "miss": (1 - m) * t, "background": (1 - m) * (1 - t)}
+    return {
+        name: float((gap * r).sum() / r.sum()) if r.sum() > 0 else float("nan")
+        for name, r in regions.items()
+    }

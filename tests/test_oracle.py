@@ -59,3 +59,21 @@ def test_oversized_masks_show_as_spill_not_miss():
     # Squares near the bottom edge grow less; every mask is between 1x and 2x the object.
     assert 0.0 < result["spill"] <= 0.5
     assert abs(result["spill"] - (1 - 36 / (result["coverage_mean"] * 256))) < 0.1
+
+
+class CopyingSpillGenerator(OversizedMaskGenerator):
+    """Oversized masks whose F copies B outside the object: F − B is zero there, two on the object."""
+
+    def forward(self, z):
+        out = super().forward(z)
+        square = (out["image"][:, :1] > 0).float()
+        fg = torch.ones_like(out["image"])
+        bg = fg - 2 * square  # -1 under the object, +1 elsewhere
+        return {**out, "fg": fg, "bg": bg}
+
+
+def test_layer_gap_by_region_tells_a_copied_spill_from_the_object():
+    gap = mask_fidelity(CopyingSpillGenerator(), ThresholdOracle(), n=20, seed=0)["layer_gap"]
+    assert gap["object"] == 1.0  # |1 - (-1)| / 2
+    assert gap["spill"] == 0.0 and gap["background"] == 0.0
+    assert gap["miss"] != gap["miss"]  # NaN: the masks miss nothing

@@ -211,6 +211,7 @@ def test_comgan_notebook_runs_on_smoke_and_records_its_section(tmp_path, repo):
     assert metrics["steps"] == 4
     assert set(metrics["diagnostics"]) >= {"frac_empty", "frac_full", "frac_same_layers"}
     assert metrics["fidelity"]["orientation"] in ("mask", "inverse")
+    assert set(metrics["fidelity"]["layer_gap"]) == {"object", "spill", "miss", "background"}
     # Three oracle steps cannot make a trustworthy instrument, so no verdict is claimed.
     assert metrics["oracle_trustworthy"] is False and metrics["meets_bar"] is False
     figures = {p.name for p in (root / "figures").glob("*.png")}
