@@ -116,6 +116,22 @@ def mask_fidelity(G, oracle: UNet, n: int = 1000, seed: int = 0) -> dict:
     }
 
 
+def disagreement_rows(G, oracle: UNet, orientation: str, k: int = 16, seed: int = 0, title: str = ""):
+    """A figure of ``k`` samples, one row each: the image, the oracle's segmentation, the mask in
+    ``orientation`` ("mask" or "inverse"), the layer that mask selects and the other layer."""
+    from comgan_lib import viz
+
+    s = sample(G, k, seed=seed)
+    inverse = orientation == "inverse"
+    mask = 1 - s["mask"] if inverse else s["mask"]
+    mask_layer, other_layer = (s["bg"], s["fg"]) if inverse else (s["fg"], s["bg"])
+    return viz.grid_rows(
+        [s["image"], predict(oracle, s["image"]), mask, mask_layer, other_layer],
+        ["image", "oracle", "mask (oriented)", "mask's layer", "other layer"],
+        title=title or "Where the masks and the oracle disagree",
+    )
+
+
 def _spill_and_miss(mask: torch.Tensor, target: torch.Tensor) -> tuple[float, float]:
     """Mean share of mask pixels outside ``target`` and of target pixels outside the mask (binary
     at 0.5; samples with an empty mask, or an empty target, are left out of the respective mean)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from comgan_lib.oracle import mask_fidelity
+from comgan_lib.oracle import disagreement_rows, mask_fidelity
 
 
 class SquareGenerator(nn.Module):
@@ -77,3 +77,17 @@ def test_layer_gap_by_region_tells_a_copied_spill_from_the_object():
     assert gap["object"] == 1.0  # |1 - (-1)| / 2
     assert gap["spill"] == 0.0 and gap["background"] == 0.0
     assert gap["miss"] != gap["miss"]  # NaN: the masks miss nothing
+
+
+def test_disagreement_rows_show_the_oriented_mask_and_its_layer_first():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = disagreement_rows(CopyingSpillGenerator(), ThresholdOracle(), "inverse", k=4)
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert labels == ["image", "oracle", "mask (oriented)", "mask's layer", "other layer"]
+    # The inverse orientation puts B (the layer 1 - M selects, black on the object) on the mask's-layer
+    # row, and F (white everywhere) on the other row; the padding between tiles is grey.
+    tiles = [ax.get_images()[0].get_array() for ax in fig.axes]
+    assert tiles[3].min() < 0.1
+    assert tiles[4].min() > 0.4
