@@ -236,10 +236,18 @@ def test_pi_baselines_notebook_runs_on_smoke(tmp_path, repo):
 
 
 def test_disentanglement_segmentation_tables_and_explorer_run_on_smoke(tmp_path, repo):
-    """03 → 06 in one run (03 trains the whole Table 2 ladder, so 04 and 06 find DS-ComGAN)."""
+    """03 → 06 in one run (03 trains the whole Table 2 ladder, so 04 and 06 find DS-ComGAN); the
+    oracle 02 would train is made first, so 04 also checks the generator against it."""
+    from comgan_lib.config import load_params
+    from comgan_lib.oracle import train_oracle
+    from comgan_lib.rundir import RunDir
+
+    overrides = [f"output.root={tmp_path}", "output.html=false", "train.ladder_steps=2"]
+    params = load_params(repo / "params" / "smoke.yaml", overrides)
+    train_oracle(params, RunDir.for_params(params), steps=params.eval.oracle_steps, progress=False)
     root = run_workbook(
         repo / "params" / "smoke.yaml",
-        [f"output.root={tmp_path}", "output.html=false", "train.ladder_steps=2"],
+        overrides,
         ["03_disentanglement", "04_segmentation", "05_tables", "06_explore"],
     )
     metrics = json.loads((root / "metrics.json").read_text())
@@ -264,6 +272,7 @@ def test_disentanglement_segmentation_tables_and_explorer_run_on_smoke(tmp_path,
         "03_fig7a_vary_b.png",
         "03_fig7b_vary_f.png",
         "04_fig8_segmentation.png",
+        "04_generator_masks_vs_oracle.png",
         "06_explorer_initial.png",
     } <= figures
     table4 = (root / "tables" / "table4.md").read_text()
