@@ -116,7 +116,9 @@ def mask_fidelity(G, oracle: UNet, n: int = 1000, seed: int = 0) -> dict:
     }
 
 
-def disagreement_rows(G, oracle: UNet, orientation: str, k: int = 16, seed: int = 0, title: str = ""):
+def disagreement_rows(
+    G, oracle: UNet, orientation: str, k: int = 16, seed: int = 0, title: str = ""
+):
     """A figure of ``k`` samples, one row each: the image, the oracle's segmentation, the mask in
     ``orientation`` ("mask" or "inverse"), the layer that mask selects and the other layer."""
     from comgan_lib import viz
@@ -151,7 +153,12 @@ def _layer_gap_by_region(mask, target, fg, bg) -> dict[str, float]:
     mask against the binary target: object, spill, miss, background; NaN for an empty region."""
     m, t = (mask >= 0.5).float(), (target >= 0.5).float()
     gap = (fg.float() - bg.float()).abs().mean(1, keepdim=True) / 2
-    regions = {"object": m * t, "spill": m * (1 - t), "miss": (1 - m) * t, "background": (1 - m) * (1 - t)}
+    regions = {
+        "object": m * t,
+        "spill": m * (1 - t),
+        "miss": (1 - m) * t,
+        "background": (1 - m) * (1 - t),
+    }
     return {
         name: float((gap * r).sum() / r.sum()) if r.sum() > 0 else float("nan")
         for name, r in regions.items()

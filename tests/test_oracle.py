@@ -62,7 +62,7 @@ def test_oversized_masks_show_as_spill_not_miss():
 
 
 class CopyingSpillGenerator(OversizedMaskGenerator):
-    """Oversized masks whose F copies B outside the object: F − B is zero there, two on the object."""
+    """Oversized masks whose F copies B outside the object: F − B is 0 there, 2 on the object."""
 
     def forward(self, z):
         out = super().forward(z)
@@ -86,8 +86,8 @@ def test_disagreement_rows_show_the_oriented_mask_and_its_layer_first():
     fig = disagreement_rows(CopyingSpillGenerator(), ThresholdOracle(), "inverse", k=4)
     labels = [ax.get_ylabel() for ax in fig.axes]
     assert labels == ["image", "oracle", "mask (oriented)", "mask's layer", "other layer"]
-    # The inverse orientation puts B (the layer 1 - M selects, black on the object) on the mask's-layer
-    # row, and F (white everywhere) on the other row; the padding between tiles is grey.
+    # The inverse orientation puts B (the layer 1 - M selects, black on the object) on the
+    # mask's-layer row, and F (white everywhere) on the other row; the tiles' padding is grey.
     tiles = [ax.get_images()[0].get_array() for ax in fig.axes]
     assert tiles[3].min() < 0.1
     assert tiles[4].min() > 0.4

@@ -215,7 +215,12 @@ def test_comgan_notebook_runs_on_smoke_and_records_its_section(tmp_path, repo):
     # Three oracle steps cannot make a trustworthy instrument, so no verdict is claimed.
     assert metrics["oracle_trustworthy"] is False and metrics["meets_bar"] is False
     figures = {p.name for p in (root / "figures").glob("*.png")}
-    assert {"02_fig5_rows.png", "02_training_curves.png", "02_coverage.png", "02_spill_rows.png"} <= figures
+    assert {
+        "02_fig5_rows.png",
+        "02_training_curves.png",
+        "02_coverage.png",
+        "02_spill_rows.png",
+    } <= figures
     assert (root / "checkpoints" / "comgan_beta1.pt").exists()
 
 
