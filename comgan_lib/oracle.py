@@ -122,10 +122,11 @@ def disagreement_rows(
     """A figure of ``k`` samples, one row each: the image, the oracle's segmentation, the mask in
     ``orientation`` ("mask" or "inverse"), the layer that mask selects and the other layer."""
     from comgan_lib import viz
+    from comgan_lib.segment import foreground_mask
 
     s = sample(G, k, seed=seed)
+    mask = foreground_mask(s["mask"], orientation)  # also rejects an unknown orientation
     inverse = orientation == "inverse"
-    mask = 1 - s["mask"] if inverse else s["mask"]
     mask_layer, other_layer = (s["bg"], s["fg"]) if inverse else (s["fg"], s["bg"])
     return viz.grid_rows(
         [s["image"], predict(oracle, s["image"]), mask, mask_layer, other_layer],
