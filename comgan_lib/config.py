@@ -89,6 +89,14 @@ class DataParams:
     test_size: int = field(default=500, metadata=meta("synthetic held-out images", min=1))
     num_species: int = field(default=5, metadata=meta("synthetic fg species", min=1, max=5))
     num_scenes: int = field(default=5, metadata=meta("synthetic bg scenes", min=1, max=5))
+    variant: str = field(
+        default="clutter",
+        metadata=meta(
+            "synthetic images: clutter (cluttered scenes) or simple (one plain object on a smooth"
+            " background: the parity check of params/simple.yaml)",
+            choices=("clutter", "simple"),
+        ),
+    )
     resize_mode: str = field(
         default="center_crop",
         metadata=meta(
@@ -164,6 +172,13 @@ class ModelParams:
     )
     gen_width: int = field(default=128, metadata=meta("trunk width at 4x4", min=8))
     disc_width: int = field(default=64, metadata=meta("discriminator base width", min=8))
+    disc_init: str = field(
+        default="orthogonal",
+        metadata=meta(
+            "D's initial weights: orthogonal (released code) or PyTorch's default",
+            choices=("orthogonal", "default"),
+        ),
+    )
     head_blocks: int = field(
         default=3, metadata=meta("residual blocks in the F and B heads (reference: 3)", min=0)
     )
@@ -454,6 +469,16 @@ def _cross_checks(p: Params) -> None:
             f"{src}: 'data.resolution' is {p.data.resolution}; "
             "the synthetic dataset allows 32 to 128"
         )
+    if p.data.kind == "synthetic":
+        from comgan_lib.data.synthetic import VARIANTS
+
+        max_species, max_scenes = VARIANTS[p.data.variant]
+        if p.data.num_species > max_species or p.data.num_scenes > max_scenes:
+            raise ConfigError(
+                f"{src}: the synthetic {p.data.variant} variant has {max_species} species and "
+                f"{max_scenes} scenes; 'data.num_species' is {p.data.num_species} and "
+                f"'data.num_scenes' {p.data.num_scenes}"
+            )
     _data_split_checks(p)
     if p.eval.inception_weights and not Path(p.eval.inception_weights).is_file():
         raise ConfigError(

@@ -90,9 +90,28 @@ def mask_fidelity(G, oracle: UNet, n: int = 1000, seed: int = 0) -> dict:
     this is the size of the composite's derivative with respect to the mask: a gap near zero in the
     spill would mean F copies B there (the second trivial solution, locally), a gap as large as on
     the object means F draws something of its own there.
+
+    Samples whose image the oracle finds no object in are counted (``n_no_object``) and left out
+    of every score (``n_scored`` remain); with none left the scores are NaN.
     """
     s = sample(G, n, seed=seed)
     target = predict(oracle, s["image"])
+    # Where the oracle sees no object at all, "agreement" is meaningless: an empty mask against an
+    # empty segmentation scores IoU 1, so an untrained generator would read as perfect. Such
+    # samples are counted (``n_no_object``) and left out of every score below.
+    scored = coverage(target) > 0
+    n_scored = int(scored.sum())
+    base = {"n_samples": n, "n_no_object": n - n_scored, "n_scored": n_scored}
+    if n_scored == 0:
+        nan = float("nan")
+        return base | {
+            "orientation": None,
+            **dict.fromkeys(("iou", "dice", "iou_other_orientation", "frac_coverage_5_95"), nan),
+            **dict.fromkeys(("coverage_mean", "oracle_coverage_mean", "spill", "miss"), nan),
+            "layer_gap": {},
+        }
+    s = {k: v[scored] for k, v in s.items()}
+    target = target[scored]
     direct = score_masks_per_image(s["mask"], target)["foreground"]
     inverse = score_masks_per_image(1 - s["mask"], target)["foreground"]
     use_inverse = inverse["iou"].mean() > direct["iou"].mean()
@@ -101,7 +120,7 @@ def mask_fidelity(G, oracle: UNet, n: int = 1000, seed: int = 0) -> dict:
     cov = coverage(fg_mask)
     spill, miss = _spill_and_miss(fg_mask, target)
     gap = _layer_gap_by_region(fg_mask, target, s["fg"], s["bg"])
-    return {
+    return base | {
         "orientation": "inverse" if use_inverse else "mask",
         "iou": float(chosen["iou"].mean()),
         "dice": float(chosen["dice"].mean()),
@@ -112,7 +131,6 @@ def mask_fidelity(G, oracle: UNet, n: int = 1000, seed: int = 0) -> dict:
         "spill": spill,
         "miss": miss,
         "layer_gap": gap,
-        "n_samples": n,
     }
 
 

@@ -134,6 +134,7 @@ class RunSpec:
     info_width: int = 0
     info_weight: float = 0.0
     head_factor: int = 0
+    disc_init: str = "orthogonal"
 
     def differences(self, other: dict) -> list[str]:
         # A key missing from an older checkpoint had its (then implicit) default value.
@@ -185,6 +186,7 @@ def make_run_spec(params: Params, name: str, kind: str, beta_binary: float) -> R
         head_blocks=m.head_blocks,
         z_scale=m.z_scale,
         disc_width=m.disc_width,
+        disc_init=m.disc_init,
         batch_size=t.batch_size,
         lr=t.lr,
         precision=t.precision,
@@ -348,7 +350,7 @@ def build_stage1(
     torch.manual_seed(seed)
     coded = getattr(GENERATORS[spec.kind], "has_codes", False)
     G = _build_from_spec(spec.__dict__)
-    D = ImageDiscriminator(spec.resolution, spec.disc_width)
+    D = ImageDiscriminator(spec.resolution, spec.disc_width, init=spec.disc_init)
     Q = build_code_classifiers(spec.__dict__) if coded else None
     if t.sync_batchnorm:
         G, D = (dist_util.convert_sync_batchnorm(m, device, ctx) for m in (G, D))

@@ -122,3 +122,16 @@ def test_same_seed_same_z_on_any_device():
     a = G.sample_z(4, generator=torch.Generator().manual_seed(1))
     b = G.sample_z(4, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b) and a.std() > 2  # z_scale 4
+
+
+def test_discriminator_init_is_orthogonal_or_pytorch_default():
+    torch.manual_seed(0)
+    ortho = ImageDiscriminator(32, 8)
+    torch.manual_seed(0)
+    plain = ImageDiscriminator(32, 8, init="default")
+    w_o, w_p = ortho.trunk[0].weight.flatten(1), plain.trunk[0].weight.flatten(1)
+    # 8 filters of 48 weights: orthogonal rows have a Gram matrix equal to the identity.
+    assert torch.allclose(w_o @ w_o.T, torch.eye(8), atol=1e-5)
+    assert not torch.allclose(w_p @ w_p.T, torch.eye(8), atol=1e-2)
+    with pytest.raises(ValueError, match="unknown discriminator init"):
+        ImageDiscriminator(32, 8, init="xavier")

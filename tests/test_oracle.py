@@ -91,3 +91,39 @@ def test_disagreement_rows_show_the_oriented_mask_and_its_layer_first():
     tiles = [ax.get_images()[0].get_array() for ax in fig.axes]
     assert tiles[3].min() < 0.1
     assert tiles[4].min() > 0.4
+
+
+class EmptySceneGenerator(SquareGenerator):
+    """Like SquareGenerator, but every other sample is an empty (dark) scene with an empty mask."""
+
+    def forward(self, z):
+        out = super().forward(z)
+        empty = torch.arange(z.shape[0]) % 2 == 1
+        image, mask = out["image"].clone(), out["mask"].clone()
+        image[empty], mask[empty] = -1.0, 0.0  # no object; M (the inverted mask) empty too
+        return {"image": image, "mask": mask, "fg": image, "bg": image}
+
+
+def test_samples_without_an_object_are_counted_and_left_out():
+    # The empty scenes' masks are empty and the oracle sees nothing: scored they would read IoU 1
+    # in the direct orientation and pull the mean toward it.
+    result = mask_fidelity(EmptySceneGenerator(), ThresholdOracle(), n=20, seed=0)
+    assert result["n_no_object"] == 10 and result["n_scored"] == 10
+    assert result["orientation"] == "inverse"
+    assert result["iou"] == 1.0 and result["iou_other_orientation"] == 0.0
+
+
+def test_an_untrained_generator_with_empty_masks_does_not_read_as_perfect():
+    class Blank(SquareGenerator):
+        def forward(self, z):
+            image = -torch.ones(z.shape[0], 3, 16, 16)
+            return {
+                "image": image,
+                "mask": torch.zeros(z.shape[0], 1, 16, 16),
+                "fg": image,
+                "bg": image,
+            }
+
+    result = mask_fidelity(Blank(), ThresholdOracle(), n=8, seed=0)
+    assert result["n_no_object"] == 8 and result["n_scored"] == 0
+    assert result["orientation"] is None and result["iou"] != result["iou"]  # NaN, not 1.0

@@ -51,6 +51,7 @@ def build_dataset(
             seed=d.seed,
             num_species=d.num_species,
             num_scenes=d.num_scenes,
+            variant=d.variant,
             **kwargs,
         )
     # The generic folder loader also reads CLEVR6 after its converter; class folders share its

@@ -28,6 +28,9 @@ import torch.nn.functional as F
 SPECIES = ("blob", "star", "squircle", "fish", "crescent")
 SCENES = ("sky", "stripes", "meadow", "tiles", "bokeh")
 SPLITS = ("train", "test")
+# ``data.variant``: the cluttered scenes of this module, or simple_scenes' plain objects on smooth
+# backgrounds (the parity check); (species, scenes) each offers.
+VARIANTS = {"clutter": (len(SPECIES), len(SCENES)), "simple": (3, 3)}
 MIN_RESOLUTION, MAX_RESOLUTION = 32, 128
 
 # Base hue of each species (in [0, 1)); objects jitter around it so species stay recognisable.
@@ -201,6 +204,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
         num_species: number of foreground species used (1 to 5), see ``SPECIES``.
         num_scenes: number of background scenes used (1 to 5), see ``SCENES``.
         return_layers: also return the ``foreground`` and ``background`` layers.
+        variant: ``"clutter"`` (this module's scenes) or ``"simple"`` (``simple_scenes``).
     """
 
     has_masks = True
@@ -215,6 +219,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
         num_scenes: int = len(SCENES),
         return_layers: bool = False,
         cache: bool = False,
+        variant: str = "clutter",
     ):
         if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
             raise ValueError(
@@ -225,11 +230,21 @@ class SyntheticDataset(torch.utils.data.Dataset):
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if size < 1:
             raise ValueError(f"size must be at least 1, got {size}")
-        if not 1 <= num_species <= len(SPECIES) or not 1 <= num_scenes <= len(SCENES):
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
+        max_species, max_scenes = VARIANTS[variant]
+        if not 1 <= num_species <= max_species or not 1 <= num_scenes <= max_scenes:
             raise ValueError(
-                f"num_species must be in [1, {len(SPECIES)}] and num_scenes in "
-                f"[1, {len(SCENES)}], got {num_species} and {num_scenes}"
+                f"num_species must be in [1, {max_species}] and num_scenes in "
+                f"[1, {max_scenes}] for the {variant} variant, got {num_species} and {num_scenes}"
             )
+        if variant == "simple":
+            from comgan_lib.data.simple_scenes import render_simple_item
+
+            self._render = render_simple_item
+        else:
+            self._render = render_item
+        self.variant = variant
         self.resolution, self.split, self.size, self.seed = resolution, split, size, seed
         self.num_species, self.num_scenes = num_species, num_scenes
         self.return_layers = return_layers
@@ -245,7 +260,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
         if self._cache is not None and index in self._cache:
             item = self._cache[index]
         else:
-            item = render_item(
+            item = self._render(
                 self.seed, self.split, index, self.resolution, self.num_species, self.num_scenes
             )
             if self._cache is not None:

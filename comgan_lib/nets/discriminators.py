@@ -1,7 +1,8 @@
 """The image discriminator D (the released code's template): strided 4×4 convolutions with
 LeakyReLU(0.2), batch norm after all but the first, widths doubling up to 8·width, until 4×4; a
 3×3 convolution; then a 4×4 convolution to one real/fake *logit* per image (losses apply the
-sigmoid). An optional code head classifies one-hot codes (Q_f / Q_b of Eq. 8)."""
+sigmoid). Weights start orthogonal as in the released code, or at PyTorch's defaults. An optional
+code head classifies one-hot codes (Q_f / Q_b of Eq. 8)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,14 @@ def _down(in_ch: int, out_ch: int, norm: bool) -> list[nn.Module]:
 
 
 class ImageDiscriminator(nn.Module):
-    def __init__(self, resolution: int, width: int = 64, in_channels: int = 3, code_dim: int = 0):
+    def __init__(
+        self,
+        resolution: int,
+        width: int = 64,
+        in_channels: int = 3,
+        code_dim: int = 0,
+        init: str = "orthogonal",
+    ):
         super().__init__()
         self.resolution, self.in_channels = resolution, in_channels
         n_down = num_upsamplings(resolution)  # as many halvings as the generator has doublings
@@ -41,7 +49,10 @@ class ImageDiscriminator(nn.Module):
                 nn.LeakyReLU(0.2, inplace=True),
                 nn.Conv2d(c, code_dim, 4, stride=4, bias=False),
             )
-        self.apply(orthogonal_init)
+        if init == "orthogonal":
+            self.apply(orthogonal_init)
+        elif init != "default":  # "default": PyTorch's own initialisation of each layer
+            raise ValueError(f"unknown discriminator init {init!r}; use orthogonal or default")
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         check_shape(x, (None, self.in_channels, self.resolution, self.resolution), "D input")
