@@ -92,9 +92,10 @@ class DataParams:
     variant: str = field(
         default="clutter",
         metadata=meta(
-            "synthetic images: clutter (cluttered scenes) or simple (one plain object on a smooth"
-            " background: the parity check of params/simple.yaml)",
-            choices=("clutter", "simple"),
+            "synthetic images: clutter (cluttered scenes, off-centre objects: a stress test), "
+            "scenery (one centred object over natural-looking scenes: the paper's regime) or "
+            "simple (one plain object on a smooth background: the parity check)",
+            choices=("clutter", "scenery", "simple"),
         ),
     )
     resize_mode: str = field(
@@ -470,9 +471,9 @@ def _cross_checks(p: Params) -> None:
             "the synthetic dataset allows 32 to 128"
         )
     if p.data.kind == "synthetic":
-        from comgan_lib.data.synthetic import VARIANTS
+        from comgan_lib.data.synthetic import variant_classes
 
-        max_species, max_scenes = VARIANTS[p.data.variant]
+        max_species, max_scenes = map(len, variant_classes(p.data.variant))
         if p.data.num_species > max_species or p.data.num_scenes > max_scenes:
             raise ConfigError(
                 f"{src}: the synthetic {p.data.variant} variant has {max_species} species and "

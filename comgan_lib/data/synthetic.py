@@ -28,9 +28,27 @@ import torch.nn.functional as F
 SPECIES = ("blob", "star", "squircle", "fish", "crescent")
 SCENES = ("sky", "stripes", "meadow", "tiles", "bokeh")
 SPLITS = ("train", "test")
-# ``data.variant``: the cluttered scenes of this module, or simple_scenes' plain objects on smooth
-# backgrounds (the parity check); (species, scenes) each offers.
-VARIANTS = {"clutter": (len(SPECIES), len(SCENES)), "simple": (3, 3)}
+# ``data.variant``: the cluttered scenes of this module (a stress test), scenery's centred objects
+# over natural-looking scenes (the paper's regime), or simple_scenes' plain objects on smooth
+# backgrounds (the parity check).
+VARIANTS = ("clutter", "scenery", "simple")
+
+
+def variant_classes(variant: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The names of a variant's object species and background scenes."""
+    if variant == "simple":
+        from comgan_lib.data.simple_scenes import SIMPLE_SCENES, SIMPLE_SPECIES
+
+        return SIMPLE_SPECIES, SIMPLE_SCENES
+    if variant == "scenery":
+        from comgan_lib.data.scenery import SCENERY_SCENES
+
+        return SPECIES, SCENERY_SCENES
+    if variant == "clutter":
+        return SPECIES, SCENES
+    raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+
+
 MIN_RESOLUTION, MAX_RESOLUTION = 32, 128
 
 # Base hue of each species (in [0, 1)); objects jitter around it so species stay recognisable.
@@ -108,6 +126,12 @@ def _foreground_layer(gen, species, u, v, res) -> tuple[torch.Tensor, torch.Tens
     mask = _shape_inside(species, x, y, wobble)
 
     hue = _SPECIES_HUE[species] + _uniform(gen, -0.05, 0.05)
+    return species_texture(gen, species, hue, x, y, res), mask
+
+
+def species_texture(gen, species: int, hue, x, y, res) -> torch.Tensor:
+    """A species' coloured texture in [0, 1] over the whole image, in object coordinates x, y:
+    spots, rings, a checker, bands or smooth shading, at ``hue`` with random saturation/value."""
     sat, val = _uniform(gen, 0.55, 0.95), _uniform(gen, 0.55, 0.95)
     phase = _uniform(gen, 0, 2 * math.pi)
     name = SPECIES[species]
@@ -123,7 +147,7 @@ def _foreground_layer(gen, species, u, v, res) -> tuple[torch.Tensor, torch.Tens
         pattern = 0.5 + 0.5 * torch.tanh(1.5 * (x + y))
     shade = 0.75 + 0.25 * (1 - 0.5 * (x + 0.3) ** 2 - 0.5 * (y + 0.3) ** 2).clamp(0, 1)
     rgb = hsv_to_rgb(hue, sat * (1 - 0.35 * pattern), val * (0.65 + 0.35 * pattern) * shade)
-    return rgb.clamp(0, 1), mask
+    return rgb.clamp(0, 1)
 
 
 def _background_layer(gen, scene, u, v, res) -> torch.Tensor:
@@ -204,7 +228,8 @@ class SyntheticDataset(torch.utils.data.Dataset):
         num_species: number of foreground species used (1 to 5), see ``SPECIES``.
         num_scenes: number of background scenes used (1 to 5), see ``SCENES``.
         return_layers: also return the ``foreground`` and ``background`` layers.
-        variant: ``"clutter"`` (this module's scenes) or ``"simple"`` (``simple_scenes``).
+        variant: ``"clutter"`` (this module's scenes), ``"scenery"`` (``scenery``) or
+            ``"simple"`` (``simple_scenes``).
     """
 
     has_masks = True
@@ -230,9 +255,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if size < 1:
             raise ValueError(f"size must be at least 1, got {size}")
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
-        max_species, max_scenes = VARIANTS[variant]
+        max_species, max_scenes = map(len, variant_classes(variant))
         if not 1 <= num_species <= max_species or not 1 <= num_scenes <= max_scenes:
             raise ValueError(
                 f"num_species must be in [1, {max_species}] and num_scenes in "
@@ -242,6 +265,10 @@ class SyntheticDataset(torch.utils.data.Dataset):
             from comgan_lib.data.simple_scenes import render_simple_item
 
             self._render = render_simple_item
+        elif variant == "scenery":
+            from comgan_lib.data.scenery import render_scenery_item
+
+            self._render = render_scenery_item
         else:
             self._render = render_item
         self.variant = variant

@@ -1,0 +1,165 @@
+"""The ``scenery`` variant of the synthetic dataset: a miniature of the paper's datasets.
+
+CUB, Stanford Dogs and Cars are read as bounding-box crops (CUB: 1.5x the box), Flowers is
+similar: one object, near the centre, wholly inside the frame, covering a fifth to a half of the
+image, over natural scenery that varies independently of it. This variant draws images with that
+character, at any resolution from the same random numbers:
+
+- **One object per image**, one of the five species of ``synthetic`` (outlines: blob, star,
+  squircle, fish, crescent; textures: spots, rings, checker, bands, smooth shading), in varied
+  pose (any rotation, aspect 0.8-1.25, mirror flips), centred within a jitter of 0.08
+  half-widths, wholly inside the frame. Its area is drawn directly: coverage ~ N(0.27, 0.07)
+  clipped to [0.12, 0.45], as the spread of birds in CUB's 1.5x box crops.
+- **Natural-looking scenes with no object-like parts**: a sky gradient with soft clouds, foliage
+  (two octaves of noise), bark (noise stretched along one direction), a smooth colour field, and
+  an out-of-focus blend. All smooth or fine-grained; none draws discs, stripes or tiles.
+- **Overlapping palettes**: scenes take their colours from the same hue ranges as the species
+  (browns, yellows, greens, blues, reds), so no colour rule alone separates object from scene.
+
+``render_scenery_item`` has the signature of ``synthetic.render_item``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+
+from comgan_lib.data.synthetic import (
+    LIGHT,
+    SPECIES,
+    _item_seed,
+    _pixel_grid,
+    _shape_inside,
+    _uniform,
+    _value_noise,
+    hsv_to_rgb,
+    species_texture,
+)
+
+SCENERY_SCENES = ("sky", "foliage", "bark", "field", "out_of_focus")
+# Hue ranges shared by objects and scenes: brown/orange, yellow, green, blue, red/magenta.
+PALETTE = ((0.03, 0.11), (0.12, 0.18), (0.22, 0.4), (0.52, 0.64), (0.88, 1.0))
+SPECIES_PALETTE = (0, 1, 2, 3, 4)  # the palette entry each species' hue comes from
+COVERAGE = (0.27, 0.07, 0.12, 0.45)  # mean, spread, min, max of the object's share of the image
+CENTRE_JITTER = 0.08  # in half-image units
+
+
+@functools.cache
+def _unit_area(species: int) -> float:
+    """The area of a species' outline at scale 1 (in object units), measured on a fine grid."""
+    c = torch.linspace(-2, 2, 801)
+    y, x = torch.meshgrid(c, c, indexing="ij")
+    inside = _shape_inside(species, x, y, wobble=0.0)
+    return float(inside.float().mean()) * 16.0
+
+
+def _palette_hue(gen, entry: int) -> torch.Tensor:
+    low, high = PALETTE[entry]
+    return _uniform(gen, low, high) % 1.0
+
+
+def _object(gen, species: int, u, v, res: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The object's RGB layer over the whole image (in [0, 1]) and its mask, wholly inside."""
+    mean, spread, low, high = COVERAGE
+    target = float((mean + spread * torch.randn((), generator=gen)).clamp(low, high))
+    # Image area is 4 in half-image units: scale so the outline covers ``target`` of it.
+    scale = math.sqrt(target * 4.0 / _unit_area(species))
+    angle = _uniform(gen, -math.pi, math.pi)
+    aspect = _uniform(gen, 0.8, 1.25)
+    mirror = 1.0 if bool(torch.rand((), generator=gen) < 0.5) else -1.0
+    wobble = float(_uniform(gen, -math.pi, math.pi))
+    cx, cy = _uniform(gen, -CENTRE_JITTER, CENTRE_JITTER, (2,))
+    cos_a, sin_a = torch.cos(angle), torch.sin(angle)
+    du, dv = u - cx, v - cy
+    # Shrink until the outline stays off the frame's outer pixel ring (a few tries at most).
+    for _ in range(20):
+        x = mirror * (cos_a * du + sin_a * dv) / (scale * aspect)
+        y = (-sin_a * du + cos_a * dv) / (scale / aspect)
+        inside = _shape_inside(species, x, y, wobble)
+        ring = torch.cat([inside[0], inside[-1], inside[:, 0], inside[:, -1]])
+        if not bool(ring.any()):
+            break
+        scale *= 0.93
+    hue = _palette_hue(gen, SPECIES_PALETTE[species])
+    return species_texture(gen, species, hue, x, y, res), inside
+
+
+def _scene_colours(gen) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two colours from (possibly different) palette entries, as [3, 1, 1] tensors."""
+    cols = []
+    for _ in range(2):
+        entry = int(torch.randint(len(PALETTE), (), generator=gen))
+        hue = _palette_hue(gen, entry)
+        col = hsv_to_rgb(hue, _uniform(gen, 0.25, 0.85), _uniform(gen, 0.3, 0.95))
+        cols.append(col.view(3, 1, 1))
+    return cols[0], cols[1]
+
+
+def _stretched_noise(gen, res: int, cells_along: int, cells_across: int) -> torch.Tensor:
+    """Value noise with long cells along a random direction (bark, grain), in [0, 1]."""
+    grid = torch.rand((1, 1, cells_across, cells_along), generator=gen)
+    big = F.interpolate(grid, size=(2 * res, 2 * res), mode="bicubic", align_corners=True)
+    angle = float(_uniform(gen, 0, math.pi))
+    cos_a, sin_a = math.cos(angle), math.sin(angle)
+    theta = torch.tensor([[cos_a, -sin_a, 0.0], [sin_a, cos_a, 0.0]]).unsqueeze(0) * 0.5
+    flow = F.affine_grid(theta, (1, 1, res, res), align_corners=False)
+    return F.grid_sample(big, flow, mode="bilinear", align_corners=False)[0, 0].clamp(0, 1)
+
+
+def _scene(gen, scene: int, u, v, res: int) -> torch.Tensor:
+    """One scene as an RGB layer in [0, 1]."""
+    col_a, col_b = _scene_colours(gen)
+    name = SCENERY_SCENES[scene]
+    if name == "sky":  # vertical gradient, soft clouds
+        t = ((v + 1) / 2).unsqueeze(0)
+        rgb = col_a * (1 - t) + col_b * t + 0.35 * (_value_noise(gen, res, 4) - 0.5)
+    elif name == "foliage":  # two octaves of noise between two colours
+        t = 0.6 * _value_noise(gen, res, 5) + 0.4 * _value_noise(gen, res, 11)
+        rgb = col_a * (1 - t) + col_b * t
+    elif name == "bark":  # grain along one direction
+        t = _stretched_noise(gen, res, 3, 13).unsqueeze(0)
+        rgb = col_a * (1 - t) + col_b * t
+    elif name == "field":  # a smooth colour field
+        t = _value_noise(gen, res, 2)
+        rgb = col_a * (1 - t) + col_b * t
+    elif name == "out_of_focus":  # three colours blended softly
+        col_c = _scene_colours(gen)[0]
+        t1, t2 = _value_noise(gen, res, 4), _value_noise(gen, res, 4)
+        rgb = col_a * (1 - t1) + col_b * t1
+        rgb = rgb * (1 - 0.6 * t2) + col_c * 0.6 * t2
+    else:
+        raise ValueError(f"unknown scenery scene index {scene}")
+    return rgb.clamp(0, 1)
+
+
+def render_scenery_item(
+    seed: int, split: str, index: int, resolution: int, num_species: int, num_scenes: int
+) -> dict:
+    """Render one item of the scenery variant (the keys of ``synthetic.render_item``)."""
+    if not 1 <= num_species <= len(SPECIES) or not 1 <= num_scenes <= len(SCENERY_SCENES):
+        raise ValueError(
+            f"the scenery variant has {len(SPECIES)} species and {len(SCENERY_SCENES)} scenes, "
+            f"got num_species={num_species}, num_scenes={num_scenes}"
+        )
+    gen = torch.Generator().manual_seed(_item_seed(seed, split, index))
+    u, v = _pixel_grid(resolution)
+    species = int(torch.randint(0, num_species, (), generator=gen))
+    scene = int(torch.randint(0, num_scenes, (), generator=gen))
+    fg, inside = _object(gen, species, u, v, resolution)
+    bg = _scene(gen, scene, u, v, resolution)
+    # Soft light over both layers and a little sensor noise, as in the clutter variant.
+    light = LIGHT[0] + LIGHT[1] * _value_noise(gen, resolution, 3)
+    fg = (fg * light + 0.02 * torch.randn(fg.shape, generator=gen)).clamp(0, 1) * 2 - 1
+    bg = (bg * light + 0.02 * torch.randn(bg.shape, generator=gen)).clamp(0, 1) * 2 - 1
+    mask = inside.float().unsqueeze(0)
+    return {
+        "image": fg * mask + bg * (1 - mask),
+        "mask": mask,
+        "foreground": fg,
+        "background": bg,
+        "fg_class": species,
+        "bg_class": scene,
+    }
