@@ -481,9 +481,38 @@ def _cross_checks(p: Params) -> None:
                 f"'data.num_scenes' {p.data.num_scenes}"
             )
     _data_split_checks(p)
+    _network_checks(p)
     if p.eval.inception_weights and not Path(p.eval.inception_weights).is_file():
         raise ConfigError(
             f"{src}: 'eval.inception_weights' file not found: {p.eval.inception_weights}"
+        )
+
+
+def _network_checks(p: Params) -> None:
+    """What the networks would refuse later (a notebook in), refused here before the run."""
+    src, res, m = p.source, p.data.resolution, p.model
+    if res & (res - 1):
+        raise ConfigError(
+            f"{src}: 'data.resolution' is {res}; the generators need a power of two "
+            "(16, 32, 64, 128, ...)"
+        )
+    n_up = res.bit_length() - 3  # upsampling blocks from 4x4 to the resolution
+    if m.gen_width % 2**n_up or m.gen_width // 2**n_up < 4:
+        raise ConfigError(
+            f"{src}: 'model.gen_width' is {m.gen_width}; at resolution {res} it is halved {n_up} "
+            f"times down to at least 4 channels: use a multiple of {2**n_up}, at least "
+            f"{4 * 2**n_up}"
+        )
+    if res < 32 and (m.kind == "ds_comgan" or "03_disentanglement" in p.run.notebooks):
+        raise ConfigError(
+            f"{src}: 'data.resolution' is {res}; DS-ComGAN (model.kind ds_comgan, and notebook "
+            "03) needs at least 32"
+        )
+    depth = p.segment.depth
+    if depth is not None and res % 2 ** (depth - 1):
+        raise ConfigError(
+            f"{src}: 'segment.depth' is {depth}; it needs a resolution divisible by "
+            f"{2 ** (depth - 1)} (data.resolution is {res})"
         )
 
 

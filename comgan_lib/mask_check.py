@@ -5,8 +5,10 @@ of ``params/simple.yaml``: one setting (a parameter file plus ``--set`` override
 scores at chosen step counts (training resumes from one to the next). Each (seed, step, sampler)
 gives one JSON line in ``OUT/results.jsonl``: the oracle IoU in the chosen orientation and in the
 other, spill, miss, the oriented coverage beside the oracle's and the ground truth's, and the step
-time. ``sampler`` is ``ema`` (the EMA generator, eval-mode batch norm: what the notebooks use) or
-``raw`` (the trained generator itself, eval mode).
+time. ``sampler`` is ``ema`` (the EMA generator, eval-mode batch norm: what the notebooks use),
+``raw`` (the trained generator itself, eval mode) or ``raw_batch_stats`` (the trained generator
+with batch norm in training mode, i.e. on the statistics of each batch of 256 samples, as it ran
+while training).
 
     python -m comgan_lib.mask_check params/simple.yaml --seeds 0 1 2 --eval-at 1500 3000
     python -m comgan_lib.mask_check params/my_images.yaml --set data.root=/tmp/simple \\
@@ -36,6 +38,7 @@ from comgan_lib.rundir import RunDir
 from comgan_lib.train import ImageBank, load_generator, train_generator
 
 RUN = "comgan"
+SAMPLERS = ("ema", "raw", "raw_batch_stats")
 SCORES = ("iou", "iou_other_orientation", "spill", "miss", "coverage_mean", "oracle_coverage_mean")
 
 
@@ -59,8 +62,10 @@ def check(
     out: Path,
     samples: int = 1000,
     kind: str = "comgan",
+    run_name: str = RUN,
 ) -> list[dict]:
-    """Train and score; returns the rows also appended to ``out/results.jsonl``."""
+    """Train and score; returns the rows also appended to ``out/results.jsonl``. ``run_name`` is
+    part of the run's seed (``train.run_seed``): notebook 02 names its run ``comgan_beta1``."""
     out.mkdir(parents=True, exist_ok=True)
     base = load_params(params_path, overrides)
     oracle, held_out = oracle_for(base, out)
@@ -74,11 +79,13 @@ def check(
         for steps in sorted(eval_at):
             t0 = time.perf_counter()
             result = train_generator(
-                params, run, name=RUN, kind=kind, steps=steps, bank=bank, progress=False
+                params, run, name=run_name, kind=kind, steps=steps, bank=bank, progress=False
             )
             train_s = time.perf_counter() - t0
-            for sampler in ("ema", "raw"):
-                G = load_generator(run, RUN, ema=sampler == "ema")
+            for sampler in SAMPLERS:
+                G = load_generator(run, run_name, ema=sampler == "ema")
+                if sampler == "raw_batch_stats":
+                    G.train()  # sample() runs under no_grad; only the BN statistics change
                 f = mask_fidelity(G, oracle, n=samples, seed=0)
                 row = {
                     "date": time.strftime("%Y-%m-%d"),
@@ -86,6 +93,7 @@ def check(
                     "params": params_path,
                     "overrides": overrides,
                     "seed": seed,
+                    "run_name": run_name,
                     "steps": steps,
                     "sampler": sampler,
                     "orientation": f["orientation"],
@@ -168,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--eval-at", type=int, nargs="+", help="step counts (default train.steps)")
     parser.add_argument("--label", default="default", help="name of this setting in the rows")
+    parser.add_argument(
+        "--run-name", default=RUN, help="run name, part of the seed (02 uses comgan_beta1)"
+    )
     parser.add_argument("--samples", type=int, default=1000, help="generated samples scored")
     parser.add_argument("--out", type=Path, default=Path("outputs/mask_check"))
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
@@ -187,7 +198,14 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params, args.overrides)
         eval_at = args.eval_at or [params.train.steps]
         rows = check(
-            args.params, args.overrides, args.seeds, eval_at, args.label, args.out, args.samples
+            args.params,
+            args.overrides,
+            args.seeds,
+            eval_at,
+            args.label,
+            args.out,
+            args.samples,
+            run_name=args.run_name,
         )
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

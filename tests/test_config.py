@@ -93,6 +93,13 @@ def test_unknown_section_suggests_the_section(tmp_path):
         ("data: [1, 2]", ["data must be a mapping"]),
         ("- just\n- a list", ["must hold a mapping"]),
         ("data: {kind: synthetic\n", ["not valid YAML"]),
+        ("data: {kind: synthetic, resolution: 48}", ["'data.resolution' is 48", "power of two"]),
+        ("data: {kind: synthetic}\nmodel: {gen_width: 36}", ["'model.gen_width'", "multiple of 8"]),
+        ("data: {kind: synthetic}\nsegment: {depth: 7}", ["'segment.depth' is 7", "64"]),
+        (
+            "data: {kind: synthetic, variant: simple, num_species: 4}",
+            ["simple variant has 3 species", "'data.num_species' is 4"],
+        ),
     ],
 )
 def test_mistakes_are_one_clear_line(tmp_path, text, pieces):
@@ -189,6 +196,7 @@ def test_dict_source_needs_a_run_name():
         (["BAD"], "unknown key 'train.stesp'; did you mean 'train.steps'?"),
         (["params/smoke.yaml", "--set", "data.kind=cifar"], "allowed: synthetic, folder"),
         (["params/smoke.yaml", "--only", "99"], "--only 99: no such notebook"),
+        (["params/synthetic.yaml", "--set", "data.resolution=48"], "power of two"),
     ],
 )
 def test_runner_reports_user_errors_in_one_line_without_traceback(repo, tmp_path, args, piece):

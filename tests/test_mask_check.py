@@ -22,7 +22,7 @@ def test_rows_for_every_seed_step_and_sampler(repo, tmp_path):
         str(repo / "params" / "simple.yaml"), TINY, [0, 1], [2, 3], "tiny", tmp_path, samples=8
     )
     assert [(r["seed"], r["steps"], r["sampler"]) for r in rows] == [
-        (s, n, m) for s in (0, 1) for n in (2, 3) for m in ("ema", "raw")
+        (s, n, m) for s in (0, 1) for n in (2, 3) for m in mask_check.SAMPLERS
     ]
     written = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert written == json.loads(json.dumps(rows, default=str))
@@ -33,10 +33,7 @@ def test_rows_for_every_seed_step_and_sampler(repo, tmp_path):
     assert [json.loads(x)["step"] for x in log] == [2, 3]  # each leg logs its last step
     summary = mask_check.summarise(rows)
     assert {(s["steps"], s["sampler"], s["seeds"]) for s in summary} == {
-        (2, "ema", 2),
-        (2, "raw", 2),
-        (3, "ema", 2),
-        (3, "raw", 2),
+        (n, m, 2) for n in (2, 3) for m in mask_check.SAMPLERS
     }
     assert "| tiny | 0 | 2 | ema |" in mask_check.markdown(rows)
 
