@@ -121,7 +121,9 @@ def test_index_out_of_range():
 def test_build_dataset_follows_the_parameters(repo):
     from comgan_lib.config import load_params
 
-    params = load_params(repo / "params" / "smoke.yaml", ["data.resolution=64"])
+    params = load_params(
+        repo / "params" / "smoke.yaml", ["data.resolution=64", "model.gen_width=64"]
+    )
     train, test = build_dataset(params, "train"), build_dataset(params, "test")
     assert len(train) == params.data.train_size and len(test) == params.data.test_size
     assert train[0]["image"].shape[-1] == 64
