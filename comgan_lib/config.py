@@ -171,8 +171,17 @@ class ModelParams:
     tied_codes: bool = field(
         default=False, metadata=meta("b = f, as the released code does (paper: independent)")
     )
-    gen_width: int = field(default=128, metadata=meta("trunk width at 4x4", min=8))
-    disc_width: int = field(default=64, metadata=meta("discriminator base width", min=8))
+    gen_width: int = field(
+        default=128,
+        metadata=meta(
+            "trunk width at 4x4, halved by each upsampling block; the heads work on the last"
+            " width (the released code: 16 channels; 128 gives 16 at 32 px; docs/FINDINGS.md)",
+            min=8,
+        ),
+    )
+    disc_width: int = field(
+        default=64, metadata=meta("discriminator base width (the released code: 64)", min=8)
+    )
     disc_init: str = field(
         default="orthogonal",
         metadata=meta(
