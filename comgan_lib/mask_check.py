@@ -35,7 +35,7 @@ from comgan_lib.errors import UserError
 from comgan_lib.metrics.masks import coverage
 from comgan_lib.oracle import mask_fidelity, train_oracle
 from comgan_lib.rundir import RunDir
-from comgan_lib.train import ImageBank, load_generator, train_generator
+from comgan_lib.train import ImageBank, load_generator, make_run_spec, train_generator
 
 RUN = "comgan"
 SAMPLERS = ("ema", "raw", "raw_batch_stats")
@@ -105,6 +105,11 @@ def check(
                     "train_s_this_leg": train_s,
                     "oracle_held_out_iou": held_out["foreground"]["iou"],
                     "threads": torch.get_num_threads(),
+                    # The settings as resolved (file and overrides): a label can mislead when the
+                    # parameter file changes between two runs of the same command.
+                    "spec": make_run_spec(
+                        params, run_name, kind, params.train.beta_binary
+                    ).__dict__,
                 }
                 rows.append(row)
                 with open(out / "results.jsonl", "a") as fh:

@@ -27,6 +27,7 @@ def test_rows_for_every_seed_step_and_sampler(repo, tmp_path):
     written = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert written == json.loads(json.dumps(rows, default=str))
     assert all(0.05 < r["gt_coverage_mean"] < 0.2 for r in rows)
+    assert {(r["spec"]["gen_width"], r["spec"]["disc_width"]) for r in rows} == {(32, 8)}
     # One oracle for the dataset, one run folder per seed, resumed from step 2 to step 3.
     assert len(list(tmp_path.glob("oracle-*"))) == 1
     log = (tmp_path / "tiny" / "seed1" / "logs" / "comgan.jsonl").read_text().splitlines()
