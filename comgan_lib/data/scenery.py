@@ -28,15 +28,14 @@ import torch
 import torch.nn.functional as F
 
 from comgan_lib.data.synthetic import (
-    LIGHT,
-    SPECIES,
-    _item_seed,
-    _pixel_grid,
     _shape_inside,
     _uniform,
     _value_noise,
+    compose_item,
     hsv_to_rgb,
+    lit_layers,
     species_texture,
+    start_item,
 )
 
 SCENERY_SCENES = ("sky", "foliage", "bark", "field", "out_of_focus")
@@ -139,27 +138,8 @@ def render_scenery_item(
     seed: int, split: str, index: int, resolution: int, num_species: int, num_scenes: int
 ) -> dict:
     """Render one item of the scenery variant (the keys of ``synthetic.render_item``)."""
-    if not 1 <= num_species <= len(SPECIES) or not 1 <= num_scenes <= len(SCENERY_SCENES):
-        raise ValueError(
-            f"the scenery variant has {len(SPECIES)} species and {len(SCENERY_SCENES)} scenes, "
-            f"got num_species={num_species}, num_scenes={num_scenes}"
-        )
-    gen = torch.Generator().manual_seed(_item_seed(seed, split, index))
-    u, v = _pixel_grid(resolution)
-    species = int(torch.randint(0, num_species, (), generator=gen))
-    scene = int(torch.randint(0, num_scenes, (), generator=gen))
+    gen, u, v, species, scene = start_item(seed, split, index, resolution, num_species, num_scenes)
     fg, inside = _object(gen, species, u, v, resolution)
     bg = _scene(gen, scene, u, v, resolution)
-    # Soft light over both layers and a little sensor noise, as in the clutter variant.
-    light = LIGHT[0] + LIGHT[1] * _value_noise(gen, resolution, 3)
-    fg = (fg * light + 0.02 * torch.randn(fg.shape, generator=gen)).clamp(0, 1) * 2 - 1
-    bg = (bg * light + 0.02 * torch.randn(bg.shape, generator=gen)).clamp(0, 1) * 2 - 1
-    mask = inside.float().unsqueeze(0)
-    return {
-        "image": fg * mask + bg * (1 - mask),
-        "mask": mask,
-        "foreground": fg,
-        "background": bg,
-        "fg_class": species,
-        "bg_class": scene,
-    }
+    fg, bg = lit_layers(gen, fg, bg, resolution)  # soft light and sensor noise, as in clutter
+    return compose_item(fg, bg, inside, species, scene)

@@ -17,7 +17,13 @@ import math
 
 import torch
 
-from comgan_lib.data.synthetic import _item_seed, _pixel_grid, _uniform, _value_noise, hsv_to_rgb
+from comgan_lib.data.synthetic import (
+    _uniform,
+    _value_noise,
+    compose_item,
+    hsv_to_rgb,
+    start_item,
+)
 
 SIMPLE_SPECIES = ("ellipse", "rounded_square", "lens")
 SIMPLE_SCENES = ("linear_gradient", "radial_gradient", "soft_blend")
@@ -72,25 +78,9 @@ def render_simple_item(
     seed: int, split: str, index: int, resolution: int, num_species: int, num_scenes: int
 ) -> dict:
     """Render one item of the simple variant (the keys of ``synthetic.render_item``)."""
-    if not 1 <= num_species <= len(SIMPLE_SPECIES) or not 1 <= num_scenes <= len(SIMPLE_SCENES):
-        raise ValueError(
-            f"the simple variant has {len(SIMPLE_SPECIES)} species and {len(SIMPLE_SCENES)} "
-            f"scenes, got num_species={num_species}, num_scenes={num_scenes}"
-        )
-    gen = torch.Generator().manual_seed(_item_seed(seed, split, index))
-    u, v = _pixel_grid(resolution)
-    species = int(torch.randint(0, num_species, (), generator=gen))
-    scene = int(torch.randint(0, num_scenes, (), generator=gen))
+    gen, u, v, species, scene = start_item(seed, split, index, resolution, num_species, num_scenes)
     inside, shade = _object(gen, species, u, v)
     colour = hsv_to_rgb(_uniform(gen, 0, 1), _uniform(gen, 0.4, 1.0), _uniform(gen, 0.5, 1.0))
     fg = (colour.view(3, 1, 1) * shade).clamp(0, 1) * 2 - 1
     bg = _scene(gen, scene, u, v, resolution).clamp(0, 1) * 2 - 1
-    mask = inside.float().unsqueeze(0)
-    return {
-        "image": fg * mask + bg * (1 - mask),
-        "mask": mask,
-        "foreground": fg,
-        "background": bg,
-        "fg_class": species,
-        "bg_class": scene,
-    }
+    return compose_item(fg, bg, inside, species, scene)

@@ -193,22 +193,38 @@ def render_item(
     Returns tensors in [-1, 1] for ``image``, ``foreground`` and ``background`` (each [3, R, R]),
     ``mask`` as float {0, 1} [1, R, R], and ``fg_class`` / ``bg_class`` as ints.
     """
+    gen, u, v, species, scene = start_item(seed, split, index, resolution, num_species, num_scenes)
+    fg, inside = _foreground_layer(gen, species, u, v, resolution)
+    bg = _background_layer(gen, scene, u, v, resolution)
+    fg, bg = lit_layers(gen, fg, bg, resolution)
+    return compose_item(fg, bg, inside, species, scene)
+
+
+def start_item(seed, split, index, resolution, num_species, num_scenes):
+    """An item's own random stream, the pixel grid and its two labels drawn first:
+    ``(gen, u, v, species, scene)``. Every variant's renderer begins here."""
     gen = torch.Generator().manual_seed(_item_seed(seed, split, index))
     u, v = _pixel_grid(resolution)
     species = _randint(gen, 0, num_species)
     scene = _randint(gen, 0, num_scenes)
-    fg, inside = _foreground_layer(gen, species, u, v, resolution)
-    bg = _background_layer(gen, scene, u, v, resolution)
-    # One illumination field and sensor noise on both layers: the composition stays exact, while
-    # the border colour stops being a reliable background model.
+    return gen, u, v, species, scene
+
+
+def lit_layers(gen, fg, bg, resolution) -> tuple[torch.Tensor, torch.Tensor]:
+    """One illumination field and sensor noise on both layers ([0, 1] in, [-1, 1] out): the
+    composition stays exact, while the border colour stops being a reliable background model."""
     light = LIGHT[0] + LIGHT[1] * _value_noise(gen, resolution, 3)
     fg, bg = fg * light, bg * light
     fg = (fg + 0.02 * torch.randn(fg.shape, generator=gen)).clamp(0, 1) * 2 - 1
     bg = (bg + 0.02 * torch.randn(bg.shape, generator=gen)).clamp(0, 1) * 2 - 1
+    return fg, bg
+
+
+def compose_item(fg, bg, inside, species: int, scene: int) -> dict:
+    """The item's dict: the image composed from both layers (Assumption 1, Eq. 1, exactly)."""
     mask = inside.float().unsqueeze(0)
-    image = fg * mask + bg * (1 - mask)  # Assumption 1 (Eq. 1), exactly
     return {
-        "image": image,
+        "image": fg * mask + bg * (1 - mask),
         "mask": mask,
         "foreground": fg,
         "background": bg,
