@@ -332,3 +332,29 @@ def test_own_image_folder_runs_stage_1_and_stage_2_end_to_end(tmp_path, repo):
     assert 0 <= seg["test"]["max_flip"]["iou"] <= 1 and seg["test"]["n_images"] == 4
     domain = {c["features"]: c for c in metrics["disentanglement"]["table2"]["SimpleGAN"]}["domain"]
     assert domain["fid"] is None and "species and scene labels" in domain["reason"]
+
+
+def test_parity_check_parameter_file_runs_its_notebooks(tmp_path, repo):
+    # params/simple.yaml at test size: 00 and 02 on the simple variant, with the parity bar.
+    root = run_workbook(
+        repo / "params" / "simple.yaml",
+        [
+            f"output.root={tmp_path}",
+            "output.html=false",
+            "data.train_size=64",
+            "data.test_size=16",
+            "model.gen_width=32",
+            "model.disc_width=16",
+            "train.steps=3",
+            "train.batch_size=8",
+            "eval.oracle_steps=3",
+            "eval.fidelity_samples=16",
+            "eval.grid_size=4",
+        ],
+        None,
+    )
+    metrics = json.loads((root / "metrics.json").read_text())
+    assert set(metrics) >= {"data", "comgan"}
+    assert "disentanglement" not in metrics  # run.notebooks: 00 and 02 only
+    assert metrics["comgan"]["iou_bar"] == 0.9 and metrics["comgan"]["steps"] == 3
+    assert 0.05 < metrics["data"]["coverage"]["train"]["mean"] < 0.2
