@@ -34,19 +34,25 @@ SPLITS = ("train", "test")
 VARIANTS = ("clutter", "scenery", "simple")
 
 
+def _variant(variant: str):
+    """A variant's renderer and the names of its species and scenes (imported on first use: the
+    other variants' modules import this one)."""
+    if variant == "simple":
+        from comgan_lib.data import simple_scenes as m
+
+        return m.render_simple_item, m.SIMPLE_SPECIES, m.SIMPLE_SCENES
+    if variant == "scenery":
+        from comgan_lib.data import scenery as m
+
+        return m.render_scenery_item, SPECIES, m.SCENERY_SCENES
+    if variant == "clutter":
+        return render_item, SPECIES, SCENES
+    raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+
+
 def variant_classes(variant: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The names of a variant's object species and background scenes."""
-    if variant == "simple":
-        from comgan_lib.data.simple_scenes import SIMPLE_SCENES, SIMPLE_SPECIES
-
-        return SIMPLE_SPECIES, SIMPLE_SCENES
-    if variant == "scenery":
-        from comgan_lib.data.scenery import SCENERY_SCENES
-
-        return SPECIES, SCENERY_SCENES
-    if variant == "clutter":
-        return SPECIES, SCENES
-    raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    return _variant(variant)[1:]
 
 
 MIN_RESOLUTION, MAX_RESOLUTION = 32, 128
@@ -271,22 +277,13 @@ class SyntheticDataset(torch.utils.data.Dataset):
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if size < 1:
             raise ValueError(f"size must be at least 1, got {size}")
-        max_species, max_scenes = map(len, variant_classes(variant))
+        self._render, species_names, scene_names = _variant(variant)
+        max_species, max_scenes = len(species_names), len(scene_names)
         if not 1 <= num_species <= max_species or not 1 <= num_scenes <= max_scenes:
             raise ValueError(
                 f"num_species must be in [1, {max_species}] and num_scenes in "
                 f"[1, {max_scenes}] for the {variant} variant, got {num_species} and {num_scenes}"
             )
-        if variant == "simple":
-            from comgan_lib.data.simple_scenes import render_simple_item
-
-            self._render = render_simple_item
-        elif variant == "scenery":
-            from comgan_lib.data.scenery import render_scenery_item
-
-            self._render = render_scenery_item
-        else:
-            self._render = render_item
         self.variant = variant
         self.resolution, self.split, self.size, self.seed = resolution, split, size, seed
         self.num_species, self.num_scenes = num_species, num_scenes
