@@ -11,6 +11,9 @@ table); the figures in the paper's order (``NN_figK_*.png`` by notebook NN, then
 figures without a paper number after); the tables (``tables/*.csv``, Tables 1-4 first); the
 diagnostics (every ``metrics.json`` section as tables); and the manifest (parameters, commit,
 package versions, device, wall time per notebook). It reads without Jupyter.
+
+This module only gathers what the page shows; the page's layout and wording live in the Jinja2
+template ``comgan_lib/templates/report.html.j2``, which escapes every value it is given.
 """
 
 from __future__ import annotations
@@ -21,16 +24,19 @@ import json
 import re
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from html import escape
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import yaml
 
 from comgan_lib.rundir import NOT_RUN
 
 REPORT_NAME = "report.html"
+TEMPLATE_NAME = "report.html.j2"
 
 # What each notebook leaves in metrics.json (sections) and in tables/ (names), to say what is
 # missing when one did not run.
@@ -57,29 +63,11 @@ PAPER_FIGURES = {
     8: "Segmentation results: images, ground-truth masks, predicted masks",
 }
 
+# Long tables with an "ours" column show the cells with our numbers first, all cells folded.
+LONG_TABLE_ROWS = 12
+
 _NOTEBOOK_PREFIX = re.compile(r"^(?P<nb>\d+)_")
 _FIG_NUMBER = re.compile(r"(?:^|_)fig(?P<fig>\d+)(?=_|$)", re.IGNORECASE)
-
-_CSS = """
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
-       margin: 0 auto; max-width: 1100px; padding: 1em 1.5em 4em; color: #222; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc;
-     padding-bottom: 0.2em; margin-top: 2em; } h3 { margin-top: 1.5em; }
-.meta { color: #555; } .banner { padding: 0.6em 1em; border-radius: 4px; margin: 1em 0; }
-.ok { background: #e8f5e9; border: 1px solid #a5d6a7; }
-.failed { background: #ffebee; border: 1px solid #ef9a9a; }
-.partial { background: #fff8e1; border: 1px solid #ffe082; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 12.5px; }
-th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.not-run { color: #8a6d3b; background: #fffbea; }
-caption { caption-side: top; text-align: left; font-weight: 600; padding: 0.3em 0; }
-figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto;
-         border: 1px solid #eee; } figcaption { color: #444; font-size: 0.95em; }
-pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 12px; }
-details > summary { cursor: pointer; color: #1a5fb4; margin: 0.3em 0; }
-nav a { margin-right: 1em; } code { background: #f3f3f3; padding: 0 3px; }
-"""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -130,44 +118,8 @@ def ordered_tables(root: Path) -> list[Path]:
     return sorted(by_name.values(), key=_table_order)
 
 
-# ----------------------------------------------------------------------------------------------
-# HTML pieces
-
-
-def _cell(value: Any) -> tuple[str, str]:
-    """(text, css class) of one value."""
-    if value is None:
-        return NOT_RUN, "not-run"
-    if isinstance(value, bool):
-        return str(value).lower(), ""
-    if isinstance(value, float):
-        return f"{value:.4g}", "num"
-    if isinstance(value, int):
-        return str(value), "num"
-    if isinstance(value, list | tuple):
-        return json.dumps(value, ensure_ascii=False, default=str), ""
-    text = str(value)
-    if text.startswith(NOT_RUN):
-        return text, "not-run"
-    if re.fullmatch(r"-?\d+(\.\d+)?(e-?\d+)?", text):
-        return text, "num"
-    return text, ""
-
-
-def _html_table(header: list[str], rows: list[list[Any]], caption: str | None = None) -> str:
-    out = ["<table>"]
-    if caption:
-        out.append(f"<caption>{escape(caption)}</caption>")
-    out.append("<tr>" + "".join(f"<th>{escape(str(h))}</th>" for h in header) + "</tr>")
-    for row in rows:
-        cells = []
-        for value in row:
-            text, cls = _cell(value)
-            cls_attr = f' class="{cls}"' if cls else ""
-            cells.append(f"<td{cls_attr}>{escape(text)}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</table>")
-    return "\n".join(out)
+def _notebook_entries(manifest: Mapping) -> list[Mapping]:
+    return [e for e in manifest.get("notebooks", []) if isinstance(e, Mapping)]
 
 
 def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -192,64 +144,105 @@ def _image_data_uri(path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# Metrics as tables
+# What the template is given: plain values, never HTML
 
 
-def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    css_class: str = ""  # "num", "not-run" or none
 
 
-def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """Leaves of nested dicts as (dotted key, value); lists of scalars stay one value."""
-    if isinstance(value, Mapping):
-        out = []
-        for k, v in value.items():
-            out += _flatten(v, f"{prefix}.{k}" if prefix else str(k))
-        return out
-    if isinstance(value, list) and not all(_is_scalar(v) for v in value):
-        return [(f"{prefix}[{i}]" if prefix else f"[{i}]", v) for i, v in enumerate(value)]
-    return [(prefix, value)]
+@dataclass(frozen=True)
+class Table:
+    header: list[str]
+    rows: list[list[Cell]]
 
 
-def _is_records(value: Any) -> bool:
-    """A dict of at least two dicts: shown as a matrix (one row per entry)."""
-    return (
-        isinstance(value, Mapping)
-        and len(value) >= 2
-        and all(isinstance(v, Mapping) and v for v in value.values())
+def _cell(value: Any) -> Cell:
+    """How one value reads in a table cell, and whether it is a number or a "not run" note."""
+    if value is None:
+        return Cell(NOT_RUN, "not-run")
+    if isinstance(value, bool):
+        return Cell(str(value).lower())
+    if isinstance(value, float):
+        return Cell(f"{value:.4g}", "num")
+    if isinstance(value, int):
+        return Cell(str(value), "num")
+    if isinstance(value, list | tuple):
+        return Cell(json.dumps(value, ensure_ascii=False, default=str))
+    text = str(value)
+    if text.startswith(NOT_RUN):
+        return Cell(text, "not-run")
+    if re.fullmatch(r"-?\d+(\.\d+)?(e-?\d+)?", text):
+        return Cell(text, "num")
+    return Cell(text)
+
+
+def make_table(header: list[Any], rows: list[list[Any]]) -> Table:
+    return Table([str(h) for h in header], [[_cell(v) for v in row] for row in rows])
+
+
+# ----------------------------------------------------------------------------------------------
+# The run at a glance
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    name: str
+    dataset: str
+    resolution: str
+    model: str
+    device: str
+    written: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    notebook: str
+    error: str
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """The banner: ``outcome`` is "all_ran", "finished_with_gaps", "failed" or "unclear"."""
+
+    outcome: str
+    not_run: str = ""
+    failures: tuple[Failure, ...] = ()
+    reason: str = ""
+
+
+def run_summary(root: Path, manifest: Mapping) -> RunSummary:
+    params = manifest.get("params") or {}
+    data = params.get("data") or {}
+    model = params.get("model") or {}
+    return RunSummary(
+        name=root.name,
+        dataset=str(data.get("kind", "?")),
+        resolution=str(data.get("resolution", "?")),
+        model=str(model.get("kind", "?")),
+        device=str(manifest.get("device", "not recorded")),
+        written=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
 
-def metrics_section_html(name: str, section: Any) -> str:
-    """One metrics.json section as tables: scalars as key/value rows, dicts of dicts as
-    matrices (e.g. one row per predictor or per model)."""
-    if not isinstance(section, Mapping):
-        return _html_table(["value"], [[section]])
-    scalars: list[list[Any]] = []
-    matrices: list[str] = []
-
-    def walk(value: Mapping, prefix: str) -> None:
-        for key, v in value.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if _is_records(v):
-                columns: list[str] = []
-                flat = {}
-                for row_key, row in v.items():
-                    flat[row_key] = dict(_flatten(row))
-                    columns += [c for c in flat[row_key] if c not in columns]
-                rows = [[rk] + [fr.get(c, "—") for c in columns] for rk, fr in flat.items()]
-                matrices.append(_html_table([path, *columns], rows))
-            elif isinstance(v, Mapping) and v:
-                walk(v, path)
-            else:
-                scalars.extend([k, val] for k, val in _flatten(v, path))
-
-    walk(section, "")
-    parts = []
-    if scalars:
-        parts.append(_html_table(["key", "value"], scalars))
-    parts += matrices
-    return "\n".join(parts) or "<p><em>(empty section)</em></p>"
+def run_status(manifest: Mapping, manifest_problem: str | None) -> RunStatus:
+    status = manifest.get("status") if not manifest_problem else "unknown"
+    entries = _notebook_entries(manifest)
+    failed = [e for e in entries if e.get("status") == "failed"]
+    not_ok = [e for e in entries if e.get("status") != "ok"]
+    if status == "ok" and not not_ok:
+        return RunStatus("all_ran")
+    if status == "ok":
+        names = ", ".join(f"{e.get('name')} ({e.get('status')})" for e in not_ok)
+        return RunStatus("finished_with_gaps", not_run=names)
+    if failed:
+        failures = tuple(
+            Failure(str(e.get("name")), e.get("error") or "no message") for e in failed
+        )
+        return RunStatus("failed", failures=failures)
+    return RunStatus("unclear", reason=manifest_problem or f"run status: {status}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -260,7 +253,7 @@ def missing_items(manifest: Mapping, metrics: Mapping, root: Path) -> list[str]:
     """Plain sentences: notebooks that did not finish, and what they would have written."""
     params = manifest.get("params") or {}
     selected = list((params.get("run") or {}).get("notebooks") or [])
-    entries = {e.get("name"): e for e in manifest.get("notebooks", []) if isinstance(e, Mapping)}
+    entries = {e.get("name"): e for e in _notebook_entries(manifest)}
     stopped = manifest.get("status") in ("failed", "interrupted")
     items = []
     for name in selected or list(entries):
@@ -294,139 +287,202 @@ def missing_items(manifest: Mapping, metrics: Mapping, root: Path) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------
-# The page
+# Figures
 
 
-def _header(root: Path, manifest: Mapping, manifest_problem: str | None) -> list[str]:
-    params = manifest.get("params") or {}
-    data = params.get("data") or {}
-    model = params.get("model") or {}
-    out = [f"<h1>ComGAN workbook — run <code>{escape(root.name)}</code></h1>"]
-    facts = [
-        f"dataset <b>{escape(str(data.get('kind', '?')))}</b> at {data.get('resolution', '?')} px",
-        f"model <b>{escape(str(model.get('kind', '?')))}</b>",
-        f"device {escape(str(manifest.get('device', 'not recorded')))}",
-        f"report written {datetime.now(UTC).isoformat(timespec='seconds')}",
-    ]
-    out.append(f"<p class='meta'>{' · '.join(facts)}</p>")
-    status = manifest.get("status") if not manifest_problem else "unknown"
-    entries = [e for e in manifest.get("notebooks", []) if isinstance(e, Mapping)]
-    failed = [e for e in entries if e.get("status") == "failed"]
-    skipped = [e for e in entries if e.get("status") != "ok"]
-    if status == "ok" and not skipped:
-        out.append("<div class='banner ok'>Every notebook of the last runner call ran.</div>")
-    elif status == "ok":
-        names = ", ".join(f"{e.get('name')} ({e.get('status')})" for e in skipped)
-        out.append(f"<div class='banner partial'>The run finished; not run: {escape(names)}.</div>")
-    elif failed:
-        lines = "".join(
-            f"<li><b>{escape(e['name'])}</b> failed: {escape(e.get('error') or 'no message')}</li>"
-            for e in failed
-        )
-        out.append(f"<div class='banner failed'>The run failed.<ul>{lines}</ul></div>")
-    else:
-        why = manifest_problem or f"run status: {status}"
-        out.append(f"<div class='banner partial'>{escape(why)}</div>")
-    return out
+@dataclass(frozen=True)
+class Figure:
+    stem: str
+    file_name: str
+    data_uri: str
+    paper_number: int | None
+    paper_title: str
+    pdf_name: str | None
 
 
-def _figures_html(root: Path) -> list[str]:
-    figures = ordered_figures(root)
-    if not figures:
-        return ["<p><em>No figures in figures/ (no notebook that draws one ran).</em></p>"]
-    out = []
-    numbered = [f for f in figures if paper_figure_number(f) is not None]
-    others = [f for f in figures if paper_figure_number(f) is None]
-    for heading, group in (("The paper's figures", numbered), ("Other figures", others)):
-        if not group:
-            continue
-        out.append(f"<h3>{heading}</h3>")
-        for path in group:
-            number = paper_figure_number(path)
-            caption = f"<code>{escape(path.name)}</code>"
-            if number is not None:
-                what = PAPER_FIGURES.get(number, "")
-                caption = f"<b>Fig. {number}</b> of the paper: {escape(what)} — " + caption
-            pdf = path.with_suffix(".pdf")
-            if pdf.exists():
-                caption += f" (<a href='figures/{escape(pdf.name)}'>PDF</a>)"
-            out.append(
-                f"<figure id='fig-{escape(path.stem)}'><img alt='{escape(path.stem)}' "
-                f"src='{_image_data_uri(path)}'><figcaption>{caption}</figcaption></figure>"
-            )
-    return out
+def figure_entry(path: Path) -> Figure:
+    number = paper_figure_number(path)
+    pdf = path.with_suffix(".pdf")
+    return Figure(
+        stem=path.stem,
+        file_name=path.name,
+        data_uri=_image_data_uri(path),
+        paper_number=number,
+        paper_title=PAPER_FIGURES.get(number, "") if number is not None else "",
+        pdf_name=pdf.name if pdf.exists() else None,
+    )
 
 
-def _tables_html(root: Path, manifest: Mapping) -> list[str]:
-    tables = ordered_tables(root)
-    out = []
-    names = {p.stem for p in tables}
-    wanted = NOTEBOOK_TABLES["05_tables"]
-    if not set(wanted) <= names:
-        status = next(
-            (
-                e.get("status")
-                for e in manifest.get("notebooks", [])
-                if e.get("name") == "05_tables"
-            ),
-            "not run",
-        )
-        out.append(
-            f"<p class='not-run'><em>Tables 1-4 of the paper: not written (notebook 05_tables "
-            f"{escape(str(status))}).</em></p>"
-        )
-    if not tables:
-        return [*out, "<p><em>No tables in tables/.</em></p>"]
-    paper, table_digits = None, {}
+def figure_entries(root: Path) -> tuple[list[Figure], list[Figure]]:
+    """(the paper's figures, the other figures), each in the page's order."""
+    figures = [figure_entry(path) for path in ordered_figures(root)]
+    paper = [f for f in figures if f.paper_number is not None]
+    others = [f for f in figures if f.paper_number is None]
+    return paper, others
+
+
+# ----------------------------------------------------------------------------------------------
+# Tables
+
+
+@dataclass(frozen=True)
+class PaperTableNote:
+    number: int
+    caption: str
+    protocol: str
+    printed: Table
+
+
+@dataclass(frozen=True)
+class OursSummary:
+    n_ours: int
+    n_cells: int
+    table: Table | None  # the cells with one of our numbers; None when there is none
+
+
+@dataclass(frozen=True)
+class TableEntry:
+    name: str
+    paper: PaperTableNote | None = None
+    markdown: str | None = None  # a table that exists only as Markdown, shown as written
+    table: Table | None = None
+    ours: OursSummary | None = None
+
+
+def _paper_numbers() -> tuple[Any, dict[str, int]]:
+    """(the paper's numbers, digits per table), or (None, {}) when they cannot be loaded."""
     try:
         from comgan_lib.paper_tables import TABLE_DIGITS, load_paper_numbers
 
-        paper, table_digits = load_paper_numbers(), TABLE_DIGITS
+        return load_paper_numbers(), TABLE_DIGITS
     except Exception:  # the report must not fail over its captions
-        pass
-    for path in tables:
-        out.append(f"<h3 id='table-{escape(path.stem)}'>{escape(path.stem)}</h3>")
-        if paper is not None and path.stem in paper.tables:
-            from comgan_lib.paper_tables import paper_layout
+        return None, {}
 
-            t = paper.tables[path.stem]
-            out.append(
-                f"<p><b>Table {t.number} of the paper</b>: {escape(t.caption)}<br>"
-                f"<span class='meta'>Protocol: {escape(t.protocol)}</span></p>"
-            )
-            printed = paper_layout(path.stem)
-            out.append(
-                "<details><summary>The table as printed in the paper</summary>"
-                + _html_table(list(printed[0]), [list(r.values()) for r in printed])
-                + "</details>"
-            )
-        if path.suffix == ".md":
-            out.append(f"<pre>{escape(path.read_text(encoding='utf-8'))}</pre>")
-            continue
-        header, rows = _csv_rows(path)
-        digits = table_digits.get(path.stem, 3)
-        shown = [[_round_text(c, digits) for c in row] for row in rows]
-        if "ours" in header and len(rows) > 12:
-            i = header.index("ours")
-            ours = [r for r in shown if not r[i].startswith(NOT_RUN)]
-            out.append(
-                f"<p>{len(ours)} of {len(rows)} cells hold one of our numbers; the others say "
-                "why not.</p>"
-            )
-            if ours:
-                out.append(_html_table(header, ours, caption="Cells with our numbers"))
-            out.append(
-                f"<details><summary>All {len(rows)} cells (paper numbers, our numbers, "
-                "reasons)</summary>" + _html_table(header, shown) + "</details>"
-            )
+
+def paper_tables_status(root: Path, manifest: Mapping) -> str | None:
+    """Notebook 05_tables' status when Tables 1-4 are not all written, else None."""
+    written = {p.stem for p in ordered_tables(root)}
+    if set(NOTEBOOK_TABLES["05_tables"]) <= written:
+        return None
+    entries = _notebook_entries(manifest)
+    return str(next((e.get("status") for e in entries if e.get("name") == "05_tables"), "not run"))
+
+
+def _paper_table_note(name: str, paper: Any) -> PaperTableNote:
+    from comgan_lib.paper_tables import paper_layout
+
+    table = paper.tables[name]
+    printed = paper_layout(name)
+    return PaperTableNote(
+        number=table.number,
+        caption=table.caption,
+        protocol=table.protocol,
+        printed=make_table(list(printed[0]), [list(r.values()) for r in printed]),
+    )
+
+
+def _ours_summary(header: list[str], rows: list[list[str]]) -> OursSummary | None:
+    if "ours" not in header or len(rows) <= LONG_TABLE_ROWS:
+        return None
+    column = header.index("ours")
+    ours = [row for row in rows if not row[column].startswith(NOT_RUN)]
+    return OursSummary(len(ours), len(rows), make_table(header, ours) if ours else None)
+
+
+def table_entry(path: Path, paper: Any, digits: Mapping[str, int]) -> TableEntry:
+    name = path.stem
+    note = _paper_table_note(name, paper) if paper is not None and name in paper.tables else None
+    if path.suffix == ".md":
+        return TableEntry(name, note, markdown=path.read_text(encoding="utf-8"))
+    header, rows = _csv_rows(path)
+    shown = [[_round_text(c, digits.get(name, 3)) for c in row] for row in rows]
+    return TableEntry(
+        name, note, table=make_table(header, shown), ours=_ours_summary(header, shown)
+    )
+
+
+def table_entries(root: Path) -> list[TableEntry]:
+    tables = ordered_tables(root)
+    if not tables:
+        return []
+    paper, digits = _paper_numbers()
+    return [table_entry(path, paper, digits) for path in tables]
+
+
+# ----------------------------------------------------------------------------------------------
+# Diagnostics: metrics.json sections as tables
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Leaves of nested dicts as (dotted key, value); lists of scalars stay one value."""
+    if isinstance(value, Mapping):
+        out = []
+        for k, v in value.items():
+            out += _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+        return out
+    if isinstance(value, list) and not all(_is_scalar(v) for v in value):
+        return [(f"{prefix}[{i}]" if prefix else f"[{i}]", v) for i, v in enumerate(value)]
+    return [(prefix, value)]
+
+
+def _is_records(value: Any) -> bool:
+    """A dict of at least two dicts: shown as a matrix (one row per entry)."""
+    return (
+        isinstance(value, Mapping)
+        and len(value) >= 2
+        and all(isinstance(v, Mapping) and v for v in value.values())
+    )
+
+
+def _records_table(path: str, records: Mapping) -> Table:
+    """One row per record, one column per flattened key (in order of first appearance)."""
+    flat = {key: dict(_flatten(record)) for key, record in records.items()}
+    columns = list(dict.fromkeys(column for record in flat.values() for column in record))
+    rows = [[key, *(record.get(c, "—") for c in columns)] for key, record in flat.items()]
+    return make_table([path, *columns], rows)
+
+
+def _collect_metrics(
+    section: Mapping, prefix: str, scalars: list[list[Any]], matrices: list[Table]
+) -> None:
+    for key, value in section.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if _is_records(value):
+            matrices.append(_records_table(path, value))
+        elif isinstance(value, Mapping) and value:
+            _collect_metrics(value, path, scalars, matrices)
         else:
-            out.append(_html_table(header, shown))
-    return out
+            scalars.extend([k, v] for k, v in _flatten(value, path))
 
 
-def _manifest_html(root: Path, manifest: Mapping, problem: str | None) -> list[str]:
-    if problem:
-        return [f"<p class='not-run'><em>{escape(problem)}: nothing to show.</em></p>"]
+def metrics_section_tables(section: Any) -> list[Table]:
+    """One metrics.json section as tables: scalars as key/value rows first, then dicts of dicts
+    as matrices (e.g. one row per predictor or per model). Empty for an empty section."""
+    if not isinstance(section, Mapping):
+        return [make_table(["value"], [[section]])]
+    scalars: list[list[Any]] = []
+    matrices: list[Table] = []
+    _collect_metrics(section, "", scalars, matrices)
+    return ([make_table(["key", "value"], scalars)] if scalars else []) + matrices
+
+
+# ----------------------------------------------------------------------------------------------
+# Manifest
+
+
+@dataclass(frozen=True)
+class ManifestView:
+    run: Table
+    notebooks: Table | None
+    versions: Table | None
+    parameters: str | None  # the parameters as YAML
+
+
+def _run_facts(manifest: Mapping) -> Table:
     git = manifest.get("git") or {}
     commit = git.get("commit", "not recorded")
     if git.get("dirty"):
@@ -441,9 +497,12 @@ def _manifest_html(root: Path, manifest: Mapping, problem: str | None) -> list[s
         ["finished", manifest.get("finished")],
         ["wall time (s)", manifest.get("wall_s")],
     ]
-    out = [_html_table(["", "value"], facts, caption="Run")]
+    return make_table(["", "value"], facts)
+
+
+def _notebook_runs(root: Path, manifest: Mapping) -> Table | None:
     rows = []
-    for e in manifest.get("notebooks", []):
+    for e in _notebook_entries(manifest):
         html_copy = root / "notebooks" / f"{e.get('name')}.html"
         rows.append(
             [
@@ -454,62 +513,64 @@ def _manifest_html(root: Path, manifest: Mapping, problem: str | None) -> list[s
                 f"notebooks/{html_copy.name}" if html_copy.exists() else "",
             ]
         )
-    if rows:
-        out.append(
-            _html_table(
-                ["notebook", "status", "wall time (s)", "error", "executed copy"],
-                rows,
-                caption="Notebooks",
-            )
-        )
+    if not rows:
+        return None
+    return make_table(["notebook", "status", "wall time (s)", "error", "executed copy"], rows)
+
+
+def manifest_view(root: Path, manifest: Mapping) -> ManifestView:
     packages = manifest.get("packages") or {}
-    if packages:
-        out.append(_html_table(["package", "version"], list(packages.items()), "Versions"))
     params = manifest.get("params")
-    if params:
-        text = yaml.safe_dump(params, sort_keys=False, allow_unicode=True)
-        out.append(f"<h3>Parameters</h3><pre>{escape(text)}</pre>")
-    return out
+    return ManifestView(
+        run=_run_facts(manifest),
+        notebooks=_notebook_runs(root, manifest),
+        versions=make_table(["package", "version"], list(packages.items())) if packages else None,
+        parameters=yaml.safe_dump(params, sort_keys=False, allow_unicode=True) if params else None,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# The page
+
+
+@cache
+def _template() -> jinja2.Template:
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("comgan_lib", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,  # a misspelt name in the template fails, not blanks
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return environment.get_template(TEMPLATE_NAME)
+
+
+def report_context(root: Path) -> dict[str, Any]:
+    """Everything the template shows, for one run folder."""
+    manifest, manifest_problem = _read_json(root / "manifest.json")
+    metrics, metrics_problem = _read_json(root / "metrics.json")
+    paper_figures, other_figures = figure_entries(root)
+    return {
+        "run": run_summary(root, manifest),
+        "status": run_status(manifest, manifest_problem),
+        "missing": missing_items(manifest, metrics, root) if manifest else [],
+        "manifest_problem": manifest_problem,
+        "paper_figures": paper_figures,
+        "other_figures": other_figures,
+        "paper_tables_status": paper_tables_status(root, manifest),
+        "tables": table_entries(root),
+        "metrics_problem": metrics_problem,
+        "metrics_sections": [
+            (str(name), metrics_section_tables(section)) for name, section in metrics.items()
+        ],
+        "manifest": manifest_view(root, manifest) if not manifest_problem else None,
+    }
 
 
 def render_report(run_dir: str | Path) -> str:
     """The report's HTML for one run folder."""
-    root = Path(run_dir)
-    manifest, manifest_problem = _read_json(root / "manifest.json")
-    metrics, metrics_problem = _read_json(root / "metrics.json")
-    body = _header(root, manifest, manifest_problem)
-    missing = missing_items(manifest, metrics, root) if manifest else []
-    body.append(
-        "<nav><a href='#missing'>Missing</a><a href='#figures'>Figures</a>"
-        "<a href='#tables'>Tables</a><a href='#diagnostics'>Diagnostics</a>"
-        "<a href='#manifest'>Manifest</a></nav>"
-    )
-    body.append("<h2 id='missing'>What is missing</h2>")
-    if missing:
-        body.append("<ul>" + "".join(f"<li>{escape(m)}</li>" for m in missing) + "</ul>")
-    elif manifest_problem:
-        body.append(f"<p>Unknown: {escape(manifest_problem)}.</p>")
-    else:
-        body.append("<p>Nothing: every selected notebook finished.</p>")
-    body.append("<h2 id='figures'>Figures</h2>")
-    body += _figures_html(root)
-    body.append("<h2 id='tables'>Tables</h2>")
-    body += _tables_html(root, manifest)
-    body.append("<h2 id='diagnostics'>Diagnostics (metrics.json)</h2>")
-    if metrics_problem:
-        body.append(f"<p class='not-run'><em>{escape(metrics_problem)}.</em></p>")
-    for name, section in metrics.items():
-        body.append(f"<h3>{escape(str(name))}</h3>")
-        body.append(metrics_section_html(name, section))
-    body.append("<h2 id='manifest'>Manifest</h2>")
-    body += _manifest_html(root, manifest, manifest_problem)
-    title = f"ComGAN workbook — {root.name}"
-    return (
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>\n"
-        + "\n".join(body)
-        + "\n</body></html>\n"
-    )
+    return _template().render(report_context(Path(run_dir)))
 
 
 def write_report(run_dir: str | Path) -> Path:

@@ -7,20 +7,15 @@ import struct
 import numpy as np
 import pytest
 from PIL import Image
+from tfrecord.writer import TFRecordWriter
 
-from comgan_lib.data import clevr6
 from comgan_lib.data.clevr6 import (
     IMAGE_SHAPE,
     MASK_SHAPE,
     convert_clevr6,
-    crc32c,
-    encode_example,
-    frame_record,
     main,
     masked_crc32c,
-    parse_example,
     read_tfrecord,
-    write_tfrecord,
 )
 from comgan_lib.data.folder import ImageFolderDataset
 from comgan_lib.errors import DatasetError
@@ -29,6 +24,32 @@ VISIBLE = [2, 3, 6, 7, 4]  # visible objects per synthetic scene; scene 4 also h
 KEPT = [1, 2, 4]  # record indices with 3..6 visible objects
 GREY, RED, GREEN = (60, 60, 60), (200, 40, 120), (30, 200, 30)
 X0, Y0 = 64, 29  # top-left corner of the default crop: columns 64:256, rows 29:221
+SINGLE_BYTES = [bytes([v]) for v in range(256)]
+
+
+def _one_string_per_byte(array):
+    """DeepMind's pixel layout: a bytes_list holding one single-byte string per value."""
+    return [SINGLE_BYTES[v] for v in array.reshape(-1).tolist()]
+
+
+def _write_tfrecord(path, examples, compress=False):
+    """Write ``examples`` (TFRecordWriter's ``{name: (value, "byte"|"float"|"int")}``)."""
+    writer = TFRecordWriter(str(path))
+    for example in examples:
+        writer.write(example)
+    writer.close()
+    if compress:
+        path.write_bytes(gzip.compress(path.read_bytes(), compresslevel=1))
+    return path
+
+
+def _record_starts(raw):
+    """Byte offsets of the records of an uncompressed TFRecord file, and of its end."""
+    starts = [0]
+    while starts[-1] < len(raw):
+        (length,) = struct.unpack("<Q", raw[starts[-1] : starts[-1] + 8])
+        starts.append(starts[-1] + 12 + length + 4)
+    return starts
 
 
 def _rect(index):
@@ -55,28 +76,25 @@ def _scene(index, n_visible, single_blob=False):
     if index == 4:
         visibility[n_visible + 1] = 0.25  # a hidden object is not counted
     if single_blob:  # one raw string instead of DeepMind's one string per byte
-        pixels = {"image": image.tobytes(), "mask": masks.tobytes()}
+        pixels = {"image": (image.tobytes(), "byte"), "mask": (masks.tobytes(), "byte")}
     else:
-        pixels = {"image": image, "mask": masks[..., None]}
-    return encode_example(
-        {
-            **pixels,
-            "x": np.linspace(-3, 3, 11, dtype=np.float32),
-            "shape": [b"\x01"] * 11,
-            "visibility": visibility,
-            "color": np.arange(11, dtype=np.uint8),
+        pixels = {
+            "image": (_one_string_per_byte(image), "byte"),
+            "mask": (_one_string_per_byte(masks), "byte"),
         }
-    )
+    return {
+        **pixels,
+        "x": (np.linspace(-3, 3, 11, dtype=np.float32), "float"),
+        "shape": ([b"\x01"] * 11, "byte"),
+        "visibility": (visibility, "float"),
+        "color": (np.arange(11), "int"),
+    }
 
 
 @pytest.fixture(scope="module")
-def records():
-    return [_scene(i, n) for i, n in enumerate(VISIBLE)]
-
-
-@pytest.fixture(scope="module")
-def raw_file_bytes(records):
-    return b"".join(frame_record(r) for r in records)
+def raw_file_bytes(tmp_path_factory):
+    path = tmp_path_factory.mktemp("clevr") / "scenes.tfrecords"
+    return _write_tfrecord(path, (_scene(i, n) for i, n in enumerate(VISIBLE))).read_bytes()
 
 
 @pytest.fixture
@@ -116,51 +134,11 @@ def _check_outputs(out, resolution):
         assert np.abs(rgb[outside] - GREY).max() <= 1
 
 
-def test_crc32c_check_value_and_fast_path_agree_with_the_table_loop():
-    assert crc32c(b"123456789") == 0xE3069283
-    assert crc32c(b"") == 0
-    rng = np.random.default_rng(0)
-    for n in (1, 3, 4, 5, 4095, 4096, 4097, 70_001):
-        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
-        assert crc32c(data) == clevr6._crc_register(data, 0xFFFFFFFF) ^ 0xFFFFFFFF, n
-    crc = crc32c(b"abc")
-    assert masked_crc32c(b"abc") == ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) % (
-        1 << 32
-    )
-
-
-def test_example_round_trip_and_unpacked_scalars():
-    data = encode_example(
-        {
-            "b": [b"ab", b"", b"xyz"],
-            "one": b"raw",
-            "f": [1.5, -2.0],
-            "i": [0, 1, 300, -5],
-            "u8": np.array([[1, 2], [3, 255]], np.uint8),
-        }
-    )
-    f = parse_example(data)
-    assert f["b"].bytes_values() == [b"ab", b"", b"xyz"]
-    assert f["one"].as_uint8().tobytes() == b"raw"
-    assert f["f"].floats().tolist() == [1.5, -2.0]
-    assert f["i"].ints() == [0, 1, 300, -5]
-    assert f["u8"].as_uint8().tolist() == [1, 2, 3, 255]
-    with pytest.raises(ValueError, match="float_list"):
-        f["b"].floats()
-
-    def ld(number, payload):  # hand-made length-delimited field (payloads < 128 bytes)
-        return bytes([number << 3 | 2, len(payload)]) + payload
-
-    unpacked_floats = b"".join(b"\x0d" + struct.pack("<f", v) for v in (0.5, 4.0))
-    unpacked_ints = b"\x08\x07\x08\x96\x01"  # 7, 150 as separate varint fields
-    example = ld(
-        1,
-        ld(1, ld(1, b"f") + ld(2, ld(2, unpacked_floats)))
-        + ld(1, ld(1, b"i") + ld(2, ld(3, unpacked_ints))),
-    )
-    f = parse_example(example)
-    assert f["f"].floats().tolist() == [0.5, 4.0]
-    assert f["i"].ints() == [7, 150]
+def test_masked_crc_is_tfrecords_checksum():
+    # The masked CRC-32C TensorFlow writes; "123456789" has the CRC-32C check value 0xE3069283.
+    crc = 0xE3069283
+    masked = ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) % (1 << 32)
+    assert masked_crc32c(b"123456789") == struct.pack("<I", masked)
 
 
 def test_convert_keeps_3_to_6_objects_with_aligned_masks(gz_file, tmp_path):
@@ -186,7 +164,7 @@ def test_convert_keeps_3_to_6_objects_with_aligned_masks(gz_file, tmp_path):
 
 def test_uncompressed_file_single_blob_layout_and_max_scenes(tmp_path):
     path = tmp_path / "plain.tfrecords"
-    write_tfrecord(path, (_scene(i, n, True) for i, n in enumerate(VISIBLE)), compress=False)
+    _write_tfrecord(path, (_scene(i, n, True) for i, n in enumerate(VISIBLE)))
     assert path.read_bytes()[:2] != b"\x1f\x8b"
     out = tmp_path / "out"
     info = convert_clevr6(path, out, resolution=64, progress=False)
@@ -197,8 +175,9 @@ def test_uncompressed_file_single_blob_layout_and_max_scenes(tmp_path):
     assert not info["file_shorter_than_max_scenes"]
 
 
-def test_corrupt_or_truncated_file_names_the_record(tmp_path, records, raw_file_bytes):
-    starts = np.cumsum([0] + [len(r) + 16 for r in records])
+def test_corrupt_or_truncated_file_names_the_record(tmp_path, raw_file_bytes):
+    starts = _record_starts(raw_file_bytes)
+    assert len(starts) == len(VISIBLE) + 1
     data = bytearray(raw_file_bytes)
     data[starts[2] + 12 + 5000] ^= 0x40  # one bit in the data of record 2
     path = tmp_path / "bad.tfrecords"
@@ -219,18 +198,22 @@ def test_corrupt_or_truncated_file_names_the_record(tmp_path, records, raw_file_
 
 
 def test_wrong_sizes_and_features_are_reported(tmp_path):
-    image = np.zeros((10, 10, 3), np.uint8)
-    record = encode_example({"image": image, "mask": image, "visibility": [1.0] * 11})
+    image = (np.zeros(300, np.uint8).tobytes(), "byte")
     path = tmp_path / "small.tfrecords"
-    path.write_bytes(frame_record(record))
+    _write_tfrecord(path, [{"image": image, "mask": image, "visibility": ([1.0] * 11, "float")}])
     with pytest.raises(DatasetError, match=r"small\.tfrecords: record 0 .*'image' holds 300 bytes"):
         convert_clevr6(path, tmp_path / "out", max_objects=10, progress=False)
-    path.write_bytes(frame_record(encode_example({"x": [1.0]})))
+    _write_tfrecord(path, [{"x": ([1.0], "float")}])
     with pytest.raises(DatasetError, match="no 'visibility' feature"):
         convert_clevr6(path, tmp_path / "out2", progress=False)
-    path.write_bytes(frame_record(b"\x0a\x05abc"))  # a message running past its end
-    with pytest.raises(DatasetError, match="record 0 .*not a valid tf.train.Example"):
+    _write_tfrecord(path, [{"visibility": ([b"\x01"] * 11, "byte")}])
+    with pytest.raises(DatasetError, match="'visibility' is a bytes_list, expected a float_list"):
         convert_clevr6(path, tmp_path / "out3", progress=False)
+    data = b"\x0a\x05abc"  # a message running past its end
+    length = struct.pack("<Q", len(data))
+    path.write_bytes(length + masked_crc32c(length) + data + masked_crc32c(data))
+    with pytest.raises(DatasetError, match="record 0 .*not a valid tf.train.Example"):
+        convert_clevr6(path, tmp_path / "out4", progress=False)
 
 
 def test_rerun_skips_existing_outputs_and_refuses_other_settings(gz_file, tmp_path):

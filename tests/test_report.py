@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
+from fnmatch import fnmatch
+from html import unescape
+from pathlib import Path
 
 import matplotlib
 
@@ -150,8 +154,6 @@ def test_report_figure_order():
 
 
 def _path(name):
-    from pathlib import Path
-
     return Path(f"figures/{name}.png")
 
 
@@ -172,8 +174,8 @@ def test_report_of_a_failed_run_names_the_notebook_and_what_is_missing(run_folde
     (run_folder / "manifest.json").write_text(json.dumps(manifest))
     html = report.render_report(run_folder)
     assert "class='banner failed'" in html and "ValueError: boom" in html
-    assert (
-        "03_disentanglement: failed; missing: metrics section &#x27;disentanglement&#x27;" in html
+    assert "03_disentanglement: failed; missing: metrics section 'disentanglement'" in unescape(
+        html
     )
     assert "04_segmentation: not reached: an earlier notebook stopped the run" in html
 
@@ -182,6 +184,29 @@ def test_report_of_a_bare_folder_still_writes(tmp_path):
     (tmp_path / "empty").mkdir()
     html = report.write_report(tmp_path / "empty").read_text()
     assert "manifest.json not found" in html and "No figures" in html
+
+
+def test_the_page_is_rendered_from_the_template_with_values_escaped(run_folder, tmp_path):
+    template = Path(report.__file__).parent / "templates" / report.TEMPLATE_NAME
+    heading = "<h2 id='missing'>What is missing</h2>"
+    # The heading is written only in the template, so finding it on the page shows who drew it.
+    assert heading in template.read_text(encoding="utf-8")
+    assert heading not in Path(report.__file__).read_text(encoding="utf-8")
+    odd = tmp_path / "<odd> & 'run'"  # a folder name cannot hold a "/", so no closing tag
+    run_folder.rename(odd)
+    page = report.render_report(odd)
+    assert heading in page
+    assert "<odd>" not in page
+    assert "<title>ComGAN workbook — &lt;odd&gt; &amp; &#39;run&#39;</title>" in page
+    assert "<code>&lt;odd&gt; &amp; &#39;run&#39;</code>" in page
+
+
+def test_the_template_ships_with_the_package(repo):
+    pyproject = tomllib.loads((repo / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["comgan_lib"]
+    shipped = f"templates/{report.TEMPLATE_NAME}"
+    assert (repo / "comgan_lib" / shipped).is_file()
+    assert any(fnmatch(shipped, pattern) for pattern in patterns)
 
 
 def test_report_cli(run_folder, tmp_path, capsys):
