@@ -7,12 +7,12 @@ Usage::
     python -m comgan_lib.bench params/synthetic.yaml --steps 5 --rounds 3 --set train.batch_size=64
 
 It times the real steps (``comgan_lib.train.Stage1Step``: D step + G step, with Q for coded
-kinds; ``comgan_lib.segment.Stage2Step``: D_m step + S step) of the parameter file's networks at
-its resolution and batch size: stage 1 for ``model.kind`` and ``comgan``, stage 2 on an untrained
-generator (the step costs the same). A variant is ``+``-joined options of ``comgan_lib.speed``:
-``fp32`` (the reference: fp32 eager), ``tf32`` (CUDA), ``bf16``, ``channels_last``, ``compile``,
-``fused_adam``, ``cudnn_benchmark``; ``legacy`` is the stage-1 step as it was before this work
-(``make_legacy``).
+kinds, Eq. 3/7/8/11; ``comgan_lib.stage2.Stage2Step``: D_m step + S step, Sec. 3.3, Eq. 9-10) of
+the parameter file's networks at its resolution and batch size: stage 1 for ``model.kind`` and
+``comgan``, stage 2 on an untrained generator (the step costs the same). A variant is
+``+``-joined options of ``comgan_lib.speed``: ``fp32`` (the reference: fp32 eager), ``tf32``
+(CUDA), ``bf16``, ``channels_last``, ``compile``, ``fused_adam``, ``cudnn_benchmark``; ``legacy``
+is the stage-1 step as it was before this work (``make_legacy``).
 
 Fairness on a noisy machine: every variant is built from the same seed and warmed up first (the
 warm-up steps, which include compiling, are not timed); then ``--rounds`` rounds each time
@@ -287,7 +287,7 @@ def _stage1_variants(params, kind, names, bank, device) -> list[_Timed]:
 
 
 def _stage2_variants(params, names, bank, device) -> list[_Timed]:
-    from comgan_lib.segment import SegmenterSpec, auto_depth, build_stage2
+    from comgan_lib.stage2 import SegmenterSpec, auto_depth, build_stage2
     from comgan_lib.train import _build_from_spec, make_run_spec, to_device
 
     s, R = params.segment, params.data.resolution

@@ -1,5 +1,9 @@
 """The oracle segmenter: an evaluation instrument for stage-1 mask fidelity, never used in training.
 
+Not part of the paper's method: it measures how well the mask M of the composite (Eq. 2 for
+ComGAN, Eq. 6 for DS-ComGAN; Sec. 3.1-3.2) covers the object the generator drew, and checks the
+unsupervised orientation rule that stage 2 (Sec. 3.3) relies on (``compare_with_oracle``).
+
 On the embedded dataset we have exact ground-truth masks, so a U-Net trained *with* them segments
 generated images well. Scoring each generated mask against the oracle's segmentation of the same
 generated image tells whether the generator's mask really covers the object it drew — coverage
@@ -19,6 +23,7 @@ from comgan_lib.config import Params
 from comgan_lib.data import build_dataset, stack_items
 from comgan_lib.metrics.masks import coverage, score_masks_per_image
 from comgan_lib.nets.segmenter import UNet
+from comgan_lib.orientation import foreground_mask, orient_generator
 from comgan_lib.rundir import RunDir, save_torch_atomic
 from comgan_lib.train import sample
 
@@ -134,13 +139,30 @@ def mask_fidelity(G, oracle: UNet, n: int = 1000, seed: int = 0) -> dict:
     }
 
 
+def compare_with_oracle(G, oracle, record: dict | None = None, n: int = 1000, seed: int = 0):
+    """Check the unsupervised border rule against the oracle's orientation (evaluation only).
+
+    ``record`` is ``comgan_lib.orientation.orient_generator``'s (measured here when None).
+    Returns ``{"border_rule", "oracle", "agree", "border_record", "oracle_fidelity"}`` where
+    ``oracle_fidelity`` is ``mask_fidelity``'s dict.
+    """
+    record = record or orient_generator(G, n=n, seed=seed)
+    fidelity = mask_fidelity(G, oracle, n=n, seed=seed)
+    return {
+        "border_rule": record["orientation"],
+        "oracle": fidelity["orientation"],
+        "agree": record["orientation"] == fidelity["orientation"],
+        "border_record": record,
+        "oracle_fidelity": fidelity,
+    }
+
+
 def disagreement_rows(
     G, oracle: UNet, orientation: str, k: int = 16, seed: int = 0, title: str = ""
 ):
     """A figure of ``k`` samples, one row each: the image, the oracle's segmentation, the mask in
     ``orientation`` ("mask" or "inverse"), the layer that mask selects and the other layer."""
     from comgan_lib import viz
-    from comgan_lib.segment import foreground_mask
 
     s = sample(G, k, seed=seed)
     mask = foreground_mask(s["mask"], orientation)  # also rejects an unknown orientation

@@ -15,16 +15,12 @@ from torch import nn
 
 from comgan_lib.config import load_params
 from comgan_lib.errors import UserError
+from comgan_lib.oracle import compare_with_oracle
+from comgan_lib.orientation import orient_generator
 from comgan_lib.rundir import RunDir
-from comgan_lib.segment import (
-    compare_with_oracle,
-    evaluate_segmenter,
-    load_segmenter,
-    main,
-    orient_generator,
-    predict_masks,
-    train_segmenter,
-)
+from comgan_lib.segment import main
+from comgan_lib.segment_eval import evaluate_segmenter
+from comgan_lib.stage2 import load_segmenter, predict_masks, train_segmenter
 from comgan_lib.train import ImageBank, TrainingDiverged, read_log, train_generator
 
 TINY = [

@@ -185,7 +185,7 @@ def test_stage2_channels_last_matches_fp32(params, bank):
     """Stage 2 on an untrained generator: its masks are ~0.5 everywhere, so D_m sees inputs near 0
     and gets near-zero weight gradients, which Adam scales up to ±lr: after one update any two
     roundings part. So the check is one step, tight: the losses and S's gradients."""
-    from comgan_lib.segment import SegmenterSpec, build_stage2
+    from comgan_lib.stage2 import SegmenterSpec, build_stage2
     from comgan_lib.train import _build_from_spec
 
     gspec = make_run_spec(params, "g", "comgan", 1.0)
