@@ -27,15 +27,15 @@ import math
 import torch
 import torch.nn.functional as F
 
-from comgan_lib.data.synthetic import (
-    _shape_inside,
-    _uniform,
-    _value_noise,
+from comgan_lib.data.procedural import (
     compose_item,
     hsv_to_rgb,
     lit_layers,
+    shape_inside,
     species_texture,
     start_item,
+    uniform,
+    value_noise,
 )
 
 SCENERY_SCENES = ("sky", "foliage", "bark", "field", "out_of_focus")
@@ -51,13 +51,13 @@ def _unit_area(species: int) -> float:
     """The area of a species' outline at scale 1 (in object units), measured on a fine grid."""
     c = torch.linspace(-2, 2, 801)
     y, x = torch.meshgrid(c, c, indexing="ij")
-    inside = _shape_inside(species, x, y, wobble=0.0)
+    inside = shape_inside(species, x, y, wobble=0.0)
     return float(inside.float().mean()) * 16.0
 
 
 def _palette_hue(gen, entry: int) -> torch.Tensor:
     low, high = PALETTE[entry]
-    return _uniform(gen, low, high) % 1.0
+    return uniform(gen, low, high) % 1.0
 
 
 def _object(gen, species: int, u, v, res: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,18 +66,18 @@ def _object(gen, species: int, u, v, res: int) -> tuple[torch.Tensor, torch.Tens
     target = float((mean + spread * torch.randn((), generator=gen)).clamp(low, high))
     # Image area is 4 in half-image units: scale so the outline covers ``target`` of it.
     scale = math.sqrt(target * 4.0 / _unit_area(species))
-    angle = _uniform(gen, -math.pi, math.pi)
-    aspect = _uniform(gen, 0.8, 1.25)
+    angle = uniform(gen, -math.pi, math.pi)
+    aspect = uniform(gen, 0.8, 1.25)
     mirror = 1.0 if bool(torch.rand((), generator=gen) < 0.5) else -1.0
-    wobble = float(_uniform(gen, -math.pi, math.pi))
-    cx, cy = _uniform(gen, -CENTRE_JITTER, CENTRE_JITTER, (2,))
+    wobble = float(uniform(gen, -math.pi, math.pi))
+    cx, cy = uniform(gen, -CENTRE_JITTER, CENTRE_JITTER, (2,))
     cos_a, sin_a = torch.cos(angle), torch.sin(angle)
     du, dv = u - cx, v - cy
     # Shrink until the outline stays off the frame's outer pixel ring (a few tries at most).
     for _ in range(20):
         x = mirror * (cos_a * du + sin_a * dv) / (scale * aspect)
         y = (-sin_a * du + cos_a * dv) / (scale / aspect)
-        inside = _shape_inside(species, x, y, wobble)
+        inside = shape_inside(species, x, y, wobble)
         ring = torch.cat([inside[0], inside[-1], inside[:, 0], inside[:, -1]])
         if not bool(ring.any()):
             break
@@ -92,7 +92,7 @@ def _scene_colours(gen) -> tuple[torch.Tensor, torch.Tensor]:
     for _ in range(2):
         entry = int(torch.randint(len(PALETTE), (), generator=gen))
         hue = _palette_hue(gen, entry)
-        col = hsv_to_rgb(hue, _uniform(gen, 0.25, 0.85), _uniform(gen, 0.3, 0.95))
+        col = hsv_to_rgb(hue, uniform(gen, 0.25, 0.85), uniform(gen, 0.3, 0.95))
         cols.append(col.view(3, 1, 1))
     return cols[0], cols[1]
 
@@ -101,7 +101,7 @@ def _stretched_noise(gen, res: int, cells_along: int, cells_across: int) -> torc
     """Value noise with long cells along a random direction (bark, grain), in [0, 1]."""
     grid = torch.rand((1, 1, cells_across, cells_along), generator=gen)
     big = F.interpolate(grid, size=(2 * res, 2 * res), mode="bicubic", align_corners=True)
-    angle = float(_uniform(gen, 0, math.pi))
+    angle = float(uniform(gen, 0, math.pi))
     cos_a, sin_a = math.cos(angle), math.sin(angle)
     theta = torch.tensor([[cos_a, -sin_a, 0.0], [sin_a, cos_a, 0.0]]).unsqueeze(0) * 0.5
     flow = F.affine_grid(theta, (1, 1, res, res), align_corners=False)
@@ -114,19 +114,19 @@ def _scene(gen, scene: int, u, v, res: int) -> torch.Tensor:
     name = SCENERY_SCENES[scene]
     if name == "sky":  # vertical gradient, soft clouds
         t = ((v + 1) / 2).unsqueeze(0)
-        rgb = col_a * (1 - t) + col_b * t + 0.35 * (_value_noise(gen, res, 4) - 0.5)
+        rgb = col_a * (1 - t) + col_b * t + 0.35 * (value_noise(gen, res, 4) - 0.5)
     elif name == "foliage":  # two octaves of noise between two colours
-        t = 0.6 * _value_noise(gen, res, 5) + 0.4 * _value_noise(gen, res, 11)
+        t = 0.6 * value_noise(gen, res, 5) + 0.4 * value_noise(gen, res, 11)
         rgb = col_a * (1 - t) + col_b * t
     elif name == "bark":  # grain along one direction
         t = _stretched_noise(gen, res, 3, 13).unsqueeze(0)
         rgb = col_a * (1 - t) + col_b * t
     elif name == "field":  # a smooth colour field
-        t = _value_noise(gen, res, 2)
+        t = value_noise(gen, res, 2)
         rgb = col_a * (1 - t) + col_b * t
     elif name == "out_of_focus":  # three colours blended softly
         col_c = _scene_colours(gen)[0]
-        t1, t2 = _value_noise(gen, res, 4), _value_noise(gen, res, 4)
+        t1, t2 = value_noise(gen, res, 4), value_noise(gen, res, 4)
         rgb = col_a * (1 - t1) + col_b * t1
         rgb = rgb * (1 - 0.6 * t2) + col_c * 0.6 * t2
     else:

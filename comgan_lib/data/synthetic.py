@@ -23,11 +23,24 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
-SPECIES = ("blob", "star", "squircle", "fish", "crescent")
+from comgan_lib.data import scenery, simple_scenes
+from comgan_lib.data.procedural import (
+    SPECIES,
+    SPECIES_HUE,
+    SPLITS,
+    compose_item,
+    hsv_to_rgb,
+    lit_layers,
+    randint,
+    shape_inside,
+    species_texture,
+    start_item,
+    uniform,
+    value_noise,
+)
+
 SCENES = ("sky", "stripes", "meadow", "tiles", "bokeh")
-SPLITS = ("train", "test")
 # ``data.variant``: the cluttered scenes of this module (a stress test), scenery's centred objects
 # over natural-looking scenes (the paper's regime), or simple_scenes' plain objects on smooth
 # backgrounds (the parity check).
@@ -35,16 +48,15 @@ VARIANTS = ("clutter", "scenery", "simple")
 
 
 def _variant(variant: str):
-    """A variant's renderer and the names of its species and scenes (imported on first use: the
-    other variants' modules import this one)."""
+    """A variant's renderer and the names of its species and scenes."""
     if variant == "simple":
-        from comgan_lib.data import simple_scenes as m
-
-        return m.render_simple_item, m.SIMPLE_SPECIES, m.SIMPLE_SCENES
+        return (
+            simple_scenes.render_simple_item,
+            simple_scenes.SIMPLE_SPECIES,
+            simple_scenes.SIMPLE_SCENES,
+        )
     if variant == "scenery":
-        from comgan_lib.data import scenery as m
-
-        return m.render_scenery_item, SPECIES, m.SCENERY_SCENES
+        return scenery.render_scenery_item, SPECIES, scenery.SCENERY_SCENES
     if variant == "clutter":
         return render_item, SPECIES, SCENES
     raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
@@ -57,133 +69,55 @@ def variant_classes(variant: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 MIN_RESOLUTION, MAX_RESOLUTION = 32, 128
 
-# Base hue of each species (in [0, 1)); objects jitter around it so species stay recognisable.
-_SPECIES_HUE = (0.02, 0.15, 0.55, 0.33, 0.80)
 OBJECT_SCALE = (0.42, 0.68)  # object radius range, in half-image units
-LIGHT = (0.55, 0.7)  # illumination field: base + amplitude * smooth noise
-
-
-def _item_seed(seed: int, split: str, index: int) -> int:
-    # Distinct, well-mixed streams per (seed, split, index); splits never share an item.
-    return (seed * 1_000_003 + SPLITS.index(split) * 7_919 + index * 104_729 + 12_345) % (2**62)
-
-
-def _uniform(gen: torch.Generator, low: float, high: float, shape=()) -> torch.Tensor:
-    return low + (high - low) * torch.rand(shape, generator=gen)
-
-
-def _randint(gen: torch.Generator, low: int, high: int) -> int:
-    return int(torch.randint(low, high, (), generator=gen))
-
-
-def hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """HSV in [0, 1] (broadcastable tensors) to RGB in [0, 1], channels stacked first."""
-    h, s, v = torch.broadcast_tensors(torch.as_tensor(h), torch.as_tensor(s), torch.as_tensor(v))
-    h6 = (h % 1.0) * 6.0
-    k = torch.stack([(5 + h6) % 6, (3 + h6) % 6, (1 + h6) % 6])
-    return v - v * s * torch.clamp(torch.minimum(k, 4 - k), 0, 1)
-
-
-def _value_noise(gen: torch.Generator, res: int, cells: int, channels: int = 1) -> torch.Tensor:
-    """Smooth noise in [0, 1]: a random ``cells`` x ``cells`` grid upsampled bicubically."""
-    grid = torch.rand((1, channels, cells, cells), generator=gen)
-    up = F.interpolate(grid, size=(res, res), mode="bicubic", align_corners=True)
-    return up[0].clamp(0, 1)
-
-
-def _pixel_grid(res: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixel-centre coordinates in [-1, 1]: (u to the right, v downwards), each [res, res]."""
-    c = (torch.arange(res, dtype=torch.float32) + 0.5) / res * 2 - 1
-    v, u = torch.meshgrid(c, c, indexing="ij")
-    return u, v
-
-
-def _shape_inside(species: int, x: torch.Tensor, y: torch.Tensor, wobble: float) -> torch.Tensor:
-    """Boolean interior of a species' outline, in the object's own unit coordinates."""
-    rho, phi = torch.sqrt(x**2 + y**2), torch.atan2(y, x)
-    name = SPECIES[species]
-    if name == "blob":
-        return rho < 1 + 0.15 * torch.sin(3 * phi + wobble)
-    if name == "star":
-        return rho < 0.72 + 0.32 * torch.cos(5 * phi + wobble)
-    if name == "squircle":
-        return x.abs() ** 4 + y.abs() ** 4 < 0.75
-    if name == "fish":
-        body = (x / 1.0) ** 2 + (y / 0.55) ** 2 < 1
-        tail = (x < -0.75) & (x > -1.45) & (y.abs() < 0.9 * (-0.75 - x))
-        return body | tail
-    if name == "crescent":
-        return (rho < 1) & ((x - 0.45 - 0.1 * wobble) ** 2 + y**2 > 0.75**2)
-    raise ValueError(f"unknown species index {species}")
 
 
 def _foreground_layer(gen, species, u, v, res) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw one object: its RGB layer over the whole image (in [0, 1]) and its binary mask."""
-    cx, cy = _uniform(gen, -0.4, 0.4), _uniform(gen, -0.4, 0.4)
-    scale = _uniform(gen, *OBJECT_SCALE)
-    angle = _uniform(gen, -math.pi, math.pi)
-    aspect = _uniform(gen, 0.8, 1.25)
-    wobble = float(_uniform(gen, -math.pi, math.pi))
+    cx, cy = uniform(gen, -0.4, 0.4), uniform(gen, -0.4, 0.4)
+    scale = uniform(gen, *OBJECT_SCALE)
+    angle = uniform(gen, -math.pi, math.pi)
+    aspect = uniform(gen, 0.8, 1.25)
+    wobble = float(uniform(gen, -math.pi, math.pi))
     cos_a, sin_a = torch.cos(angle), torch.sin(angle)
     # Object-local coordinates: translate, rotate, then scale anisotropically.
     du, dv = u - cx, v - cy
     x = (cos_a * du + sin_a * dv) / (scale * aspect)
     y = (-sin_a * du + cos_a * dv) / (scale / aspect)
-    mask = _shape_inside(species, x, y, wobble)
+    mask = shape_inside(species, x, y, wobble)
 
-    hue = _SPECIES_HUE[species] + _uniform(gen, -0.05, 0.05)
+    hue = SPECIES_HUE[species] + uniform(gen, -0.05, 0.05)
     return species_texture(gen, species, hue, x, y, res), mask
-
-
-def species_texture(gen, species: int, hue, x, y, res) -> torch.Tensor:
-    """A species' coloured texture in [0, 1] over the whole image, in object coordinates x, y:
-    spots, rings, a checker, bands or smooth shading, at ``hue`` with random saturation/value."""
-    sat, val = _uniform(gen, 0.55, 0.95), _uniform(gen, 0.55, 0.95)
-    phase = _uniform(gen, 0, 2 * math.pi)
-    name = SPECIES[species]
-    if name == "blob":  # spots
-        pattern = (_value_noise(gen, res, 7)[0] > 0.6).float()
-    elif name == "star":  # concentric rings
-        pattern = 0.5 + 0.5 * torch.sin(9 * torch.sqrt(x**2 + y**2) + phase)
-    elif name == "squircle":  # checker in object coordinates
-        pattern = ((torch.floor(2.5 * x + phase) + torch.floor(2.5 * y)) % 2).float()
-    elif name == "fish":  # bands across the body
-        pattern = (torch.sin(7 * x + phase) > 0.3).float()
-    else:  # crescent: smooth shading
-        pattern = 0.5 + 0.5 * torch.tanh(1.5 * (x + y))
-    shade = 0.75 + 0.25 * (1 - 0.5 * (x + 0.3) ** 2 - 0.5 * (y + 0.3) ** 2).clamp(0, 1)
-    rgb = hsv_to_rgb(hue, sat * (1 - 0.35 * pattern), val * (0.65 + 0.35 * pattern) * shade)
-    return rgb.clamp(0, 1)
 
 
 def _background_layer(gen, scene, u, v, res) -> torch.Tensor:
     """Draw one scene as an RGB layer in [0, 1]. Colours are drawn from the full hue circle."""
-    hue_a = _uniform(gen, 0, 1)
-    hue_b = hue_a + _uniform(gen, 0.15, 0.5)
-    col_a = hsv_to_rgb(hue_a, _uniform(gen, 0.3, 0.9), _uniform(gen, 0.35, 0.95)).view(3, 1, 1)
-    col_b = hsv_to_rgb(hue_b, _uniform(gen, 0.3, 0.9), _uniform(gen, 0.35, 0.95)).view(3, 1, 1)
+    hue_a = uniform(gen, 0, 1)
+    hue_b = hue_a + uniform(gen, 0.15, 0.5)
+    col_a = hsv_to_rgb(hue_a, uniform(gen, 0.3, 0.9), uniform(gen, 0.35, 0.95)).view(3, 1, 1)
+    col_b = hsv_to_rgb(hue_b, uniform(gen, 0.3, 0.9), uniform(gen, 0.35, 0.95)).view(3, 1, 1)
     name = SCENES[scene]
     if name == "sky":  # vertical gradient with soft clouds
         t = ((v + 1) / 2).unsqueeze(0)
         rgb = col_a * (1 - t) + col_b * t
-        rgb = rgb + 0.6 * (_value_noise(gen, res, 5, channels=3) - 0.5)
+        rgb = rgb + 0.6 * (value_noise(gen, res, 5, channels=3) - 0.5)
     elif name == "stripes":  # straight stripes at a random angle and frequency
-        angle, freq = _uniform(gen, 0, math.pi), _uniform(gen, 2.0, 4.5)
+        angle, freq = uniform(gen, 0, math.pi), uniform(gen, 2.0, 4.5)
         s = torch.sin(math.pi * freq * (torch.cos(angle) * u + torch.sin(angle) * v))
         t = (s > 0).float().unsqueeze(0)
         rgb = col_a * (1 - t) + col_b * t
     elif name == "meadow":  # two-colour smooth noise
-        t = _value_noise(gen, res, 6)
+        t = value_noise(gen, res, 6)
         rgb = col_a * (1 - t) + col_b * t
     elif name == "tiles":  # checkerboard with random tile size and offset
-        n, ox, oy = _uniform(gen, 2.0, 5.0), _uniform(gen, 0, 1), _uniform(gen, 0, 1)
+        n, ox, oy = uniform(gen, 2.0, 5.0), uniform(gen, 0, 1), uniform(gen, 0, 1)
         t = ((torch.floor(n * (u + 1) / 2 + ox) + torch.floor(n * (v + 1) / 2 + oy)) % 2).float()
         rgb = col_a * (1 - t.unsqueeze(0)) + col_b * t.unsqueeze(0)
     elif name == "bokeh":  # a plain field with distractor discs of other colours
         rgb = col_a.expand(3, res, res).clone()
-        for _ in range(_randint(gen, 4, 9)):
-            dx, dy, r = _uniform(gen, -1, 1), _uniform(gen, -1, 1), _uniform(gen, 0.06, 0.22)
-            col = hsv_to_rgb(_uniform(gen, 0, 1), _uniform(gen, 0.3, 0.9), _uniform(gen, 0.4, 1))
+        for _ in range(randint(gen, 4, 9)):
+            dx, dy, r = uniform(gen, -1, 1), uniform(gen, -1, 1), uniform(gen, 0.06, 0.22)
+            col = hsv_to_rgb(uniform(gen, 0, 1), uniform(gen, 0.3, 0.9), uniform(gen, 0.4, 1))
             disc = ((u - dx) ** 2 + (v - dy) ** 2 < r**2).unsqueeze(0)
             rgb = torch.where(disc, col.view(3, 1, 1), rgb)
     else:
@@ -204,39 +138,6 @@ def render_item(
     bg = _background_layer(gen, scene, u, v, resolution)
     fg, bg = lit_layers(gen, fg, bg, resolution)
     return compose_item(fg, bg, inside, species, scene)
-
-
-def start_item(seed, split, index, resolution, num_species, num_scenes):
-    """An item's own random stream, the pixel grid and its two labels drawn first:
-    ``(gen, u, v, species, scene)``. Every variant's renderer begins here."""
-    gen = torch.Generator().manual_seed(_item_seed(seed, split, index))
-    u, v = _pixel_grid(resolution)
-    species = _randint(gen, 0, num_species)
-    scene = _randint(gen, 0, num_scenes)
-    return gen, u, v, species, scene
-
-
-def lit_layers(gen, fg, bg, resolution) -> tuple[torch.Tensor, torch.Tensor]:
-    """One illumination field and sensor noise on both layers ([0, 1] in, [-1, 1] out): the
-    composition stays exact, while the border colour stops being a reliable background model."""
-    light = LIGHT[0] + LIGHT[1] * _value_noise(gen, resolution, 3)
-    fg, bg = fg * light, bg * light
-    fg = (fg + 0.02 * torch.randn(fg.shape, generator=gen)).clamp(0, 1) * 2 - 1
-    bg = (bg + 0.02 * torch.randn(bg.shape, generator=gen)).clamp(0, 1) * 2 - 1
-    return fg, bg
-
-
-def compose_item(fg, bg, inside, species: int, scene: int) -> dict:
-    """The item's dict: the image composed from both layers (Assumption 1, Eq. 1, exactly)."""
-    mask = inside.float().unsqueeze(0)
-    return {
-        "image": fg * mask + bg * (1 - mask),
-        "mask": mask,
-        "foreground": fg,
-        "background": bg,
-        "fg_class": species,
-        "bg_class": scene,
-    }
 
 
 class SyntheticDataset(torch.utils.data.Dataset):
