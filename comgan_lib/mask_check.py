@@ -15,6 +15,8 @@ while training).
         --set model.gen_width=64 --label width64 --seeds 0 1
 
 The oracle is trained once per dataset (its seed fixed, whatever the run's seed) and reused.
+After each seed's last step count, ``OUT/LABEL/seedN/layers_STEPS.png`` shows twelve samples of the
+EMA generator as Fig. 5's rows, oriented so that the mask row is the object (the README's picture).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from comgan_lib.errors import UserError
 from comgan_lib.metrics.masks import coverage
 from comgan_lib.oracle import mask_fidelity, train_oracle
 from comgan_lib.rundir import RunDir
-from comgan_lib.train import ImageBank, load_generator, make_run_spec, train_generator
+from comgan_lib.train import ImageBank, load_generator, make_run_spec, sample, train_generator
 
 RUN = "comgan"
 SAMPLERS = ("ema", "raw", "raw_batch_stats")
@@ -115,7 +117,28 @@ def check(
                 with open(out / "results.jsonl", "a") as fh:
                     fh.write(json.dumps(row) + "\n")
                 print(_line(row), flush=True)
+        ema = next(r for r in rows[::-1] if r["sampler"] == "ema")
+        save_layers_figure(
+            load_generator(run, run_name), run.root / f"layers_{steps}.png", ema["orientation"]
+        )
     return rows
+
+
+def save_layers_figure(G, path: Path, orientation: str | None, n: int = 12) -> None:
+    """``n`` samples of the EMA generator (fixed seed) as a small PNG: the image, then the object's
+    mask and layer and the scene's layer. With ``orientation`` "inverse" M took the scene (F and B
+    are symmetric), so the rows show 1 - M, B and F; unoriented (None), M, F and B as drawn."""
+    from comgan_lib import viz
+
+    s = sample(G, n, seed=0)
+    if orientation == "inverse":
+        rows, labels = [1 - s["mask"], s["bg"], s["fg"]], ["1 − M", "B", "F"]
+    else:
+        rows, labels = [s["mask"], s["fg"], s["bg"]], ["M", "F", "B"]
+    labels = [f"mask\n({labels[0]})", f"object\n({labels[1]})", f"scene\n({labels[2]})"]
+    fig = viz.grid_rows([s["image"], *rows], ["image", *labels], pad_value=1.0)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    viz.plt.close(fig)
 
 
 def _line(r: dict) -> str:

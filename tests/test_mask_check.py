@@ -37,6 +37,11 @@ def test_rows_for_every_seed_step_and_sampler(repo, tmp_path):
         (n, m, 2) for n in (2, 3) for m in mask_check.SAMPLERS
     }
     assert "| tiny | 0 | 2 | ema |" in mask_check.markdown(rows)
+    # Each seed's layers figure, at its last step count only.
+    assert sorted(p.name for p in (tmp_path / "tiny").glob("seed*/layers_*.png")) == [
+        "layers_3.png",
+        "layers_3.png",
+    ]
 
 
 def test_command_line_reports_user_errors_with_status_2(repo, tmp_path, capsys):
