@@ -69,6 +69,7 @@ from comgan_lib.train import (
     TrainingDiverged,
     _truncate_log,
     load_generator,
+    refuse_other_settings,
     run_summary,
     to_device,
 )
@@ -314,12 +315,7 @@ def train_segmenter(
 
     start = 0
     if state is not None:
-        diff = spec.differences(state["spec"])
-        if diff:
-            raise UserError(
-                f"{ckpt_path} was trained with other settings ({'; '.join(diff)}); "
-                "delete it or choose another segmenter name"
-            )
+        refuse_other_settings(spec, state, ckpt_path, "segmenter name")
         S.load_state_dict(state["S"])
         D.load_state_dict(state["D_m"])
         opt_s.load_state_dict(state["opt_S"])

@@ -378,6 +378,16 @@ def build_stage1(
     )
 
 
+def refuse_other_settings(spec, state: dict, ckpt_path: Path, name_kind: str) -> None:
+    """Resume only under the settings a checkpoint was trained with (either stage)."""
+    diff = spec.differences(state["spec"])
+    if diff:
+        raise UserError(
+            f"{ckpt_path} was trained with other settings ({'; '.join(diff)}); "
+            f"delete it or choose another {name_kind}"
+        )
+
+
 def run_seed(params: Params, name: str) -> int:
     return params.run.seed * 1_000_003 + zlib.crc32(name.encode())
 
@@ -422,12 +432,7 @@ def train_generator(
     start = 0
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        diff = spec.differences(state["spec"])
-        if diff:
-            raise UserError(
-                f"{ckpt_path} was trained with other settings ({'; '.join(diff)}); "
-                "delete it or choose another run name"
-            )
+        refuse_other_settings(spec, state, ckpt_path, "run name")
         G.load_state_dict(state["G"])
         D.load_state_dict(state["D"])
         if Q is not None:
