@@ -182,14 +182,18 @@ def test_a_failing_compilation_runs_eager(monkeypatch):
 
 
 def test_stage2_channels_last_matches_fp32(params, bank):
-    """Stage 2 on an untrained generator: its masks are ~0.5 everywhere, so D_m sees inputs near 0
-    and gets near-zero weight gradients, which Adam scales up to ±lr: after one update any two
-    roundings part. So the check is one step, tight: the losses and S's gradients."""
+    """Stage 2 on an untrained generator, one step: the losses and S's gradients.
+
+    The learning rate is 0: D_m sees masks near 0.5, gets near-zero weight gradients, and Adam would
+    scale their rounding noise up to ±lr before S's step reads D_m. S's convolutions feed batch
+    norm over 8 images, whose backward pass subtracts nearly equal terms, so the two layouts'
+    gradients part by a few 1e-3 of their norm (measured 2.9e-3 on one thread, less on two); a
+    layout error parts them by order 1."""
     from comgan_lib.stage2 import SegmenterSpec, build_stage2
     from comgan_lib.train import _build_from_spec
 
     gspec = make_run_spec(params, "g", "comgan", 1.0)
-    spec = SegmenterSpec("s", "g", 0, "mask", 32, 8, 3, 8, 4, 2e-4, 2.0, "fp32")
+    spec = SegmenterSpec("s", "g", 0, "mask", 32, 8, 3, 8, 4, 0.0, 2.0, "fp32")
 
     def run(variant):
         options, _ = parse_variant(variant)
@@ -205,4 +209,4 @@ def test_stage2_channels_last_matches_fp32(params, bank):
 
     (ref_loss, ref_grad), (loss, grad) = run("fp32"), run("channels_last")
     assert ((loss - ref_loss).abs() / ref_loss.abs()).max() <= TIGHT["loss_rtol"]
-    assert (grad - ref_grad).norm() / ref_grad.norm() <= 1e-3
+    assert (grad - ref_grad).norm() / ref_grad.norm() <= 1e-2
