@@ -1,4 +1,4 @@
-"""Mask check: train ComGAN over several seeds and score its masks against the oracle, as JSON.
+"""Mask check: train ComGAN (or, with ``--kind``, DS-ComGAN) over seeds; score its masks, as JSON.
 
 The evaluation command behind the mask-quality rows of ``docs/FINDINGS.md`` and the parity check
 of ``params/simple.yaml``: one setting (a parameter file plus ``--set`` overrides), several seeds,
@@ -35,6 +35,7 @@ from comgan_lib.config import add_override_argument, load_params
 from comgan_lib.data import build_dataset, stack_items
 from comgan_lib.errors import UserError
 from comgan_lib.metrics.masks import coverage
+from comgan_lib.nets import GENERATORS
 from comgan_lib.oracle import mask_fidelity, train_oracle
 from comgan_lib.rundir import RunDir
 from comgan_lib.train import ImageBank, load_generator, make_run_spec, sample, train_generator
@@ -207,6 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--run-name", default=RUN, help="run name, part of the seed (02 uses comgan_beta1)"
     )
+    parser.add_argument(
+        "--kind",
+        default="comgan",
+        choices=tuple(k for k in GENERATORS if k != "simplegan"),
+        help="generator whose masks are scored (03 trains ds_comgan as its main run)",
+    )
     parser.add_argument("--samples", type=int, default=1000, help="generated samples scored")
     parser.add_argument("--out", type=Path, default=Path("outputs/mask_check"))
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
@@ -233,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             args.label,
             args.out,
             args.samples,
+            kind=args.kind,
             run_name=args.run_name,
         )
     except UserError as e:

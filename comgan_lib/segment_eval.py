@@ -6,6 +6,11 @@ protocols of ``comgan_lib.metrics.masks`` (max-flip, as ReDO and the released Co
 foreground-only, as DRC), per-image means at ``eval.threshold``, with the training-free
 reference predictors scored on the same images for scale. The paper's Table 4 scores training
 data ("segmentation results on training data").
+
+``score_on_generated`` scores S on the generator's own images instead: against the generator's
+masks (what S was taught) and, given the oracle of notebook 02, against the oracle's segmentation
+beside the generator's masks. Read with the real-image scores it says where S loses: learning its
+teacher, the teacher's own quality, or the gap between generated and real images.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ from comgan_lib.metrics.masks import (
     score_masks_per_image,
 )
 from comgan_lib.nets.segmenter import UNet
+from comgan_lib.oracle import predict as oracle_predict
+from comgan_lib.orientation import foreground_mask
 from comgan_lib.rundir import RunDir
 from comgan_lib.runtime import pick_device
 from comgan_lib.stage2 import DEFAULT_NAME, load_segmenter, predict_masks
+from comgan_lib.train import sample
 
 
 def _mean_scores(per_image: list[dict], extra: dict | None = None) -> dict:
@@ -131,4 +139,40 @@ def evaluate_segmenter(
             )
             continue
         out[role], out["training_free"][role] = done[split]
+    return out
+
+
+def score_on_generated(
+    net: UNet,
+    G,
+    orientation: str,
+    oracle: UNet | None = None,
+    n: int = 1000,
+    seed: int = 0,
+    threshold: float = 0.5,
+) -> dict:
+    """S on ``n`` generated images (foreground-only IoU and Dice, per-image means).
+
+    ``s_vs_generator``: S's masks against the generator's masks in ``orientation`` (how well S
+    learnt what it was taught). With ``oracle``: ``s_vs_oracle`` and ``generator_vs_oracle``, S's
+    and the generator's masks against the oracle's segmentation of the same images, scored on the
+    images where the oracle finds an object (``n_scored_oracle``).
+    """
+    s = sample(G, n, seed=seed)
+    teacher = foreground_mask(s["mask"], orientation)
+    pred = predict_masks(net, s["image"])
+
+    def mean(pred_masks, target):
+        scores = score_masks_per_image(pred_masks, target, threshold)["foreground"]
+        return {metric: float(scores[metric].mean()) for metric in ("iou", "dice")}
+
+    out = {"n_images": n, "orientation": orientation, "s_vs_generator": mean(pred, teacher)}
+    if oracle is not None:
+        oracle_device = next(oracle.parameters()).device
+        target = oracle_predict(oracle, s["image"].to(oracle_device)).cpu()
+        seen = coverage(target, threshold) > 0
+        out["n_scored_oracle"] = int(seen.sum())
+        if out["n_scored_oracle"]:
+            out["s_vs_oracle"] = mean(pred[seen], target[seen])
+            out["generator_vs_oracle"] = mean(teacher[seen], target[seen])
     return out

@@ -27,12 +27,17 @@ def write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["synthetic.yaml", "smoke.yaml"])
+@pytest.mark.parametrize("name", ["synthetic.yaml", "clutter.yaml", "smoke.yaml"])
 def test_shipped_parameter_files_load(repo, name):
     params = load_params(repo / "params" / name)
     assert isinstance(params, Params)
     assert params.run.name == Path(name).stem
     assert params.data.kind == "synthetic"
+
+
+def test_default_is_the_paper_regime_and_clutter_the_stress_test(repo):
+    assert load_params(repo / "params" / "synthetic.yaml").data.variant == "scenery"
+    assert load_params(repo / "params" / "clutter.yaml").data.variant == "clutter"
 
 
 def test_every_parameter_file_in_params_loads(repo, tmp_path):

@@ -55,3 +55,14 @@ def test_command_line_reports_user_errors_with_status_2(repo, tmp_path, capsys):
         ]
     )
     assert status == 2 and "data.variant" in capsys.readouterr().err
+
+
+def test_command_line_scores_ds_comgan_masks(repo, tmp_path):
+    args = [str(repo / "params" / "simple.yaml"), "--kind", "ds_comgan", "--run-name", "ds"]
+    args += ["--seeds", "0", "--eval-at", "2", "--samples", "8", "--out", str(tmp_path)]
+    for override in TINY:
+        args += ["--set", override]
+    assert mask_check.main(args) == 0
+    rows = mask_check.read_rows(tmp_path / "results.jsonl")
+    assert {r["spec"]["kind"] for r in rows} == {"ds_comgan"}
+    assert (tmp_path / "default" / "seed0" / "logs" / "ds.jsonl").exists()

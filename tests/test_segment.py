@@ -19,7 +19,7 @@ from comgan_lib.oracle import compare_with_oracle
 from comgan_lib.orientation import orient_generator
 from comgan_lib.rundir import RunDir
 from comgan_lib.segment import main
-from comgan_lib.segment_eval import evaluate_segmenter
+from comgan_lib.segment_eval import evaluate_segmenter, score_on_generated
 from comgan_lib.stage2 import load_segmenter, predict_masks, train_segmenter
 from comgan_lib.train import ImageBank, TrainingDiverged, read_log, train_generator
 
@@ -74,6 +74,24 @@ class BrightIsForeground(nn.Module):
 
     def forward(self, x):
         return 20 * x[:, :1]
+
+
+class BrightSegmenter(BrightIsForeground):
+    """The same rule as a 'segmenter' (S needs a parameter to find its device)."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+
+@pytest.mark.parametrize("orientation, expected", [("inverse", 1.0), ("mask", 0.0)])
+def test_segmenter_on_generated_images_against_teacher_and_oracle(orientation, expected):
+    G = SquareMaskGenerator(inverse=True)  # the object is the square; M is everything else
+    out = score_on_generated(BrightSegmenter(), G, orientation, oracle=BrightSegmenter(), n=6)
+    assert out["s_vs_generator"]["iou"] == expected  # S segments the square; M oriented or not
+    assert out["generator_vs_oracle"]["iou"] == expected
+    assert out["s_vs_oracle"]["iou"] == 1.0 and out["n_scored_oracle"] == 6
+    assert "s_vs_oracle" not in score_on_generated(BrightSegmenter(), G, orientation, n=6)
 
 
 def test_border_rule_agrees_with_the_oracle_orientation():
