@@ -10,6 +10,7 @@ Usage: torchrun --nproc_per_node=2 tests/ddp_worker.py PARAMS RUN_DIR OUT STEPS 
 from __future__ import annotations
 
 import builtins
+import gc
 import hashlib
 import json
 import sys
@@ -67,20 +68,26 @@ def main() -> None:
         result = train.train_generator(
             params, RunDir(run_dir), name="ddp", steps=int(steps), progress=False, ctx=ctx
         )
+        step = steps_seen[0] if steps_seen else None
+        report = {
+            "rank": ctx.rank,
+            "world_size": ctx.world_size,
+            "steps": result["steps"],
+            "written": written,
+            "G": digest(step.G) if step else None,
+            "D": digest(step.D) if step else None,
+            "G_ema": digest(step.ema.model) if step else None,
+            "batch_sums": batch_sums,
+        }
+        # The report first, so that a crash in the process group's teardown cannot lose it.
+        Path(out, f"rank{ctx.rank}.json").write_text(json.dumps(report))
+        # Release the DistributedDataParallel wrappers before their process group goes.
+        del step
+        steps_seen.clear()
+        gc.collect()
+        ctx.barrier()
     finally:
         distributed.shutdown()
-    step = steps_seen[0] if steps_seen else None
-    report = {
-        "rank": ctx.rank,
-        "world_size": ctx.world_size,
-        "steps": result["steps"],
-        "written": written,
-        "G": digest(step.G) if step else None,
-        "D": digest(step.D) if step else None,
-        "G_ema": digest(step.ema.model) if step else None,
-        "batch_sums": batch_sums,
-    }
-    Path(out, f"rank{ctx.rank}.json").write_text(json.dumps(report))
 
 
 if __name__ == "__main__":
