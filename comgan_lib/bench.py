@@ -287,25 +287,12 @@ def _stage1_variants(params, kind, names, bank, device) -> list[_Timed]:
 
 
 def _stage2_variants(params, names, bank, device) -> list[_Timed]:
-    from comgan_lib.stage2 import SegmenterSpec, auto_depth, build_stage2
+    from comgan_lib.stage2 import build_stage2, segmenter_spec
     from comgan_lib.train import _build_from_spec, make_run_spec, to_device
 
-    s, R = params.segment, params.data.resolution
+    s = params.segment
     gspec = make_run_spec(params, "bench_generator", params.model.kind, 1.0)
-    spec = SegmenterSpec(
-        name="bench_segmenter",
-        generator="bench_generator",
-        generator_step=0,
-        orientation="mask",
-        resolution=R,
-        width=s.width,
-        depth=s.depth or auto_depth(R),
-        disc_width=s.disc_width,
-        batch_size=s.batch_size,
-        lr=s.lr,
-        cons_weight=float(s.cons_weight),
-        precision=s.precision,
-    )
+    spec = segmenter_spec(params, "bench_segmenter", "bench_generator", 0, "mask")
     out = []
     for name in names:
         options, _ = parse_variant(name)

@@ -264,6 +264,18 @@ class SegmentParams:
     batch_size: int = field(default=32, metadata=meta("stage-2 batch size", min=1))
     lr: float = field(default=2e-4, metadata=meta("Adam learning rate", min=0.0, max=1.0))
     cons_weight: float = field(default=2.0, metadata=meta("lambda of L_cons (Eq. 10)", min=0.0))
+    cons_loss: str = field(
+        default="l1",
+        metadata=meta(
+            "L_cons distance: l1 = Eq. 10 (the paper, the released code); bce = binary cross-"
+            "entropy from S's logits (a stronger gradient where S is confidently wrong)",
+            choices=("l1", "bce"),
+        ),
+    )
+    adv_weight: float = field(
+        default=1.0,
+        metadata=meta("weight of D_m's adversarial term in S's loss (Eq. 9; 0 = no D_m)", min=0.0),
+    )
     width: int = field(default=32, metadata=meta("U-Net base width", min=4))
     depth: int | None = field(
         default=None,

@@ -22,7 +22,8 @@ the foreground. S outputs logits; its mask is their sigmoid.
   ``x_m = S(x)`` and on generated images ``x̂_m = S(x̄)`` are fake. Non-saturating BCE from
   logits, the real term once as in Eq. 9 (the released code counts it twice).
 - S (Eq. 9, the min side, plus Eq. 10): ``λ·|x̄_m − S(x̄)|₁ − log D_m(S(x)) − log D_m(S(x̄))``
-  with ``λ = segment.cons_weight`` (2, as the released code).
+  with ``λ = segment.cons_weight`` (2, as the released code). ``segment.cons_loss: bce`` swaps
+  the L1 for cross-entropy from S's logits; ``segment.adv_weight`` scales the D_m terms.
 
 D_m is the image discriminator template on one channel; masks enter it as ``2m − 1`` (the images'
 [-1, 1] scale). Checkpoints, resume, log and the NaN guard follow ``comgan_lib.train``. The step
@@ -43,10 +44,11 @@ import json
 import math
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from comgan_lib import speed
@@ -102,10 +104,37 @@ class SegmenterSpec:
     lr: float
     cons_weight: float
     precision: str
+    cons_loss: str = "l1"
+    adv_weight: float = 1.0
 
     def differences(self, other: dict) -> list[str]:
-        mine = self.__dict__
-        return [f"{k}: {other.get(k)!r} -> {v!r}" for k, v in mine.items() if other.get(k) != v]
+        # A key missing from an older checkpoint had its (then implicit) default value.
+        defaults = {f.name: f.default for f in fields(self) if f.default is not MISSING}
+        old = {k: other.get(k, defaults.get(k)) for k in self.__dict__}
+        return [f"{k}: {old[k]!r} -> {v!r}" for k, v in self.__dict__.items() if old[k] != v]
+
+
+def segmenter_spec(
+    params: Params, name: str, generator: str, generator_step: int | None, orientation: str
+) -> SegmenterSpec:
+    """The spec of a stage-2 run from ``params.segment`` (depth from the resolution if unset)."""
+    s, resolution = params.segment, params.data.resolution
+    return SegmenterSpec(
+        name=name,
+        generator=generator,
+        generator_step=generator_step,
+        orientation=orientation,
+        resolution=resolution,
+        width=s.width,
+        depth=s.depth or auto_depth(resolution),
+        disc_width=s.disc_width,
+        batch_size=s.batch_size,
+        lr=s.lr,
+        cons_weight=float(s.cons_weight),
+        precision=s.precision,
+        cons_loss=s.cons_loss,
+        adv_weight=float(s.adv_weight),
+    )
 
 
 def build_segmenter(spec: dict) -> UNet:
@@ -151,6 +180,8 @@ class Stage2Step:
     device: torch.device
     latent_rng: torch.Generator
     options: speed.SpeedOptions = field(default_factory=speed.SpeedOptions)
+    cons_loss: str = "l1"
+    adv_weight: float = 1.0
 
     def __post_init__(self):
         fmt = speed.memory_format(self.options)
@@ -171,6 +202,7 @@ class Stage2Step:
         with speed.autocast(dev, o.precision):
             logits = self.s_fwd(speed.to_format(torch.cat([real, x_gen]), o)).float()
         pred_real, pred_gen = torch.sigmoid(logits).split(B)
+        logits_gen = logits[B:]
 
         # D_m step (Eq. 9): generated masks → 1, S's masks on real and generated images → 0.
         with speed.autocast(dev, o.precision):
@@ -183,16 +215,22 @@ class Stage2Step:
         self.opt_d.step()
 
         # S step: both predictions → 1 under D_m, plus λ·L1 to the generated mask (Eq. 10).
-        self.D.requires_grad_(False)
-        try:
-            with speed.autocast(dev, o.precision):
-                a_real = self.d_fwd(pred_real * 2 - 1).float()
-                a_gen = self.d_fwd(pred_gen * 2 - 1).float()
-        finally:
-            self.D.requires_grad_(True)
-        loss_adv = g_loss(a_real) + g_loss(a_gen)
-        loss_cons = (pred_gen - m_gen).abs().mean()
-        loss_s = self.cons_weight * loss_cons + loss_adv
+        if self.adv_weight > 0:
+            self.D.requires_grad_(False)
+            try:
+                with speed.autocast(dev, o.precision):
+                    a_real = self.d_fwd(pred_real * 2 - 1).float()
+                    a_gen = self.d_fwd(pred_gen * 2 - 1).float()
+            finally:
+                self.D.requires_grad_(True)
+            loss_adv = g_loss(a_real) + g_loss(a_gen)
+        else:
+            loss_adv = torch.zeros((), device=dev)
+        if self.cons_loss == "bce":  # from logits; the generated mask is a soft target
+            loss_cons = F.binary_cross_entropy_with_logits(logits_gen, m_gen)
+        else:
+            loss_cons = (pred_gen - m_gen).abs().mean()
+        loss_s = self.cons_weight * loss_cons + self.adv_weight * loss_adv
         self.opt_s.zero_grad(set_to_none=True)
         loss_s.backward()
         return Stage2Result(
@@ -224,6 +262,8 @@ def build_stage2(
         device=device,
         latent_rng=torch.Generator().manual_seed(seed + 1),
         options=options,
+        cons_loss=spec.cons_loss,
+        adv_weight=spec.adv_weight,
     )
 
 
@@ -293,19 +333,8 @@ def train_segmenter(
     else:
         record = orient_generator(G, n=s.orientation_samples, seed=params.run.seed)
 
-    spec = SegmenterSpec(
-        name=name,
-        generator=generator_name,
-        generator_step=_generator_step(run, generator_name),
-        orientation=record["orientation"],
-        resolution=resolution,
-        width=s.width,
-        depth=depth,
-        disc_width=s.disc_width,
-        batch_size=s.batch_size,
-        lr=s.lr,
-        cons_weight=float(s.cons_weight),
-        precision=s.precision,
+    spec = segmenter_spec(
+        params, name, generator_name, _generator_step(run, generator_name), record["orientation"]
     )
     seed = params.run.seed * 1_000_003 + zlib.crc32(name.encode())
     step_fn = build_stage2(G, spec, params, device, seed)
