@@ -272,6 +272,13 @@ class SegmentParams:
             choices=("l1", "bce"),
         ),
     )
+    input_norm: bool = field(
+        default=False,
+        metadata=meta(
+            "standardise each image per channel inside S (the same input for real images and "
+            "for a generator's paler ones)"
+        ),
+    )
     adv_weight: float = field(
         default=1.0,
         metadata=meta("weight of D_m's adversarial term in S's loss (Eq. 9; 0 = no D_m)", min=0.0),

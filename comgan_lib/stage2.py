@@ -106,6 +106,7 @@ class SegmenterSpec:
     precision: str
     cons_loss: str = "l1"
     adv_weight: float = 1.0
+    input_norm: bool = False
 
     def differences(self, other: dict) -> list[str]:
         # A key missing from an older checkpoint had its (then implicit) default value.
@@ -134,11 +135,12 @@ def segmenter_spec(
         precision=s.precision,
         cons_loss=s.cons_loss,
         adv_weight=float(s.adv_weight),
+        input_norm=s.input_norm,
     )
 
 
 def build_segmenter(spec: dict) -> UNet:
-    return UNet(3, spec["width"], spec["depth"])
+    return UNet(3, spec["width"], spec["depth"], input_norm=spec.get("input_norm", False))
 
 
 def build_mask_discriminator(resolution: int, width: int) -> ImageDiscriminator:

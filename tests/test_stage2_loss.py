@@ -64,3 +64,17 @@ def test_a_checkpoint_from_before_the_options_resumes_under_their_defaults(repo)
         "mask",
     )
     assert bce.differences(old) == ["cons_loss: 'l1' -> 'bce'"]
+
+
+def test_input_norm_makes_s_blind_to_per_channel_contrast_and_brightness():
+    from comgan_lib.nets.segmenter import UNet
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    paler = x * torch.tensor([0.4, 0.5, 0.3]).view(1, 3, 1, 1) + 0.2
+    for norm, same in ((True, True), (False, False)):
+        torch.manual_seed(1)
+        net = UNet(3, 8, 3, input_norm=norm).eval()
+        with torch.no_grad():
+            close = torch.allclose(net(x), net(paler), atol=1e-3)
+        assert close is same

@@ -5,6 +5,10 @@ stages, 34.5 M parameters); ``width`` and ``depth`` scale it down for a CPU.
 
 Used as the stage-2 segmenter S and, trained on ground-truth masks, as the *oracle* that measures
 stage-1 mask fidelity on the embedded dataset (an evaluation instrument, never used in training).
+
+``input_norm=True`` standardises each image per channel (zero mean, unit deviation) before the
+first convolution, so S reads the same input for an image and for any per-channel contrast and
+brightness change of it: a guard against a generator whose images are paler than the real ones.
 """
 
 from __future__ import annotations
@@ -26,11 +30,21 @@ def _double_conv(in_ch: int, out_ch: int) -> nn.Sequential:
     )
 
 
+def standardise(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Each image's channels to zero mean and unit deviation (``eps`` keeps flat images finite)."""
+    mean = x.mean(dim=(-2, -1), keepdim=True)
+    std = x.std(dim=(-2, -1), keepdim=True, unbiased=False)
+    return (x - mean) / (std + eps)
+
+
 class UNet(nn.Module):
     """``UNet(width=64, depth=5)`` is the reference layout (64, 128, 256, 512, 1024 channels)."""
 
-    def __init__(self, in_channels: int = 3, width: int = 64, depth: int = 5):
+    def __init__(
+        self, in_channels: int = 3, width: int = 64, depth: int = 5, input_norm: bool = False
+    ):
         super().__init__()
+        self.input_norm = input_norm
         if depth < 2:
             raise ValueError(f"U-Net depth must be at least 2, got {depth}")
         self.in_channels, self.depth = in_channels, depth
@@ -55,6 +69,8 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Mask logits [N, 1, H, W]; H and W must be divisible by 2**(depth − 1)."""
         check_shape(x, (None, self.in_channels, None, None), "segmenter input")
+        if self.input_norm:
+            x = standardise(x)
         if x.shape[-1] % 2 ** (self.depth - 1) or x.shape[-2] % 2 ** (self.depth - 1):
             size, factor = tuple(x.shape[-2:]), 2 ** (self.depth - 1)
             raise ValueError(f"segmenter input {size} must be divisible by {factor}")
