@@ -6,8 +6,9 @@ The evaluation command behind the stage-2 rows of ``docs/FINDINGS.md`` (the coun
 ``OUT/LABEL/seedN`` whose ``checkpoints/<generator>.pt`` links to the given one. Each (seed, step
 count) gives one JSON line in ``OUT/results.jsonl``: S's held-out (``data.eval_split``) IoU under
 both protocols and Dice, its training-split IoU, the best training-free predictor on the same
-held-out images and S's margin over it, and S on generated images (against the generator's masks
-and, beside it, against the oracle, as in notebook 04).
+held-out images and S's margin over it, S on generated images (against the generator's masks
+and, beside it, against the oracle, as in notebook 04), and the low-level statistics of real and
+generated images (``comgan_lib.metrics.image_stats``).
 
     python -m comgan_lib.segment_check params/synthetic.yaml --generator-run outputs/synthetic \\
         --seeds 0 1 2 --eval-at 800 1600 --label lr1e-3 --set segment.lr=1e-3
@@ -30,6 +31,7 @@ import torch
 from comgan_lib.config import add_override_argument, load_params
 from comgan_lib.errors import UserError
 from comgan_lib.mask_check import oracle_for, read_rows
+from comgan_lib.metrics.image_stats import image_statistics
 from comgan_lib.rundir import RunDir
 from comgan_lib.segment_eval import evaluate_segmenter, score_on_generated
 from comgan_lib.stage2 import load_segmenter, train_segmenter
@@ -63,6 +65,7 @@ def check(
     out.mkdir(parents=True, exist_ok=True)
     oracle, _ = oracle_for(base, out)
     bank = ImageBank.from_params(base)
+    real_stats = image_statistics(bank.sample(samples, torch.Generator().manual_seed(0)))
     G = load_generator(RunDir(Path(generator_run)), generator)
     rows = []
     for seed in seeds:
@@ -101,6 +104,8 @@ def check(
                 "gen_s_vs_generator": gen["s_vs_generator"]["iou"],
                 "gen_s_vs_oracle": gen.get("s_vs_oracle", {}).get("iou"),
                 "gen_generator_vs_oracle": gen.get("generator_vs_oracle", {}).get("iou"),
+                "images_generated": gen["image_statistics"],
+                "images_real": real_stats,
                 "sec_per_step": result["sec_per_step"],
                 "train_s_this_leg": train_s,
                 "threads": torch.get_num_threads(),

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from comgan_lib.config import Params
 from comgan_lib.errors import UserError
+from comgan_lib.metrics.image_stats import image_statistics
 from comgan_lib.metrics.masks import (
     PROTOCOLS,
     TRAINING_FREE_PREDICTORS,
@@ -154,9 +155,10 @@ def score_on_generated(
     """S on ``n`` generated images (foreground-only IoU and Dice, per-image means).
 
     ``s_vs_generator``: S's masks against the generator's masks in ``orientation`` (how well S
-    learnt what it was taught). With ``oracle``: ``s_vs_oracle`` and ``generator_vs_oracle``, S's
-    and the generator's masks against the oracle's segmentation of the same images, scored on the
-    images where the oracle finds an object (``n_scored_oracle``).
+    learnt what it was taught); ``image_statistics`` of the generated images
+    (``comgan_lib.metrics.image_stats``). With ``oracle``: ``s_vs_oracle`` and
+    ``generator_vs_oracle``, S's and the generator's masks against the oracle's segmentation of
+    the same images, scored on the images where the oracle finds an object (``n_scored_oracle``).
     """
     s = sample(G, n, seed=seed)
     teacher = foreground_mask(s["mask"], orientation)
@@ -166,7 +168,12 @@ def score_on_generated(
         scores = score_masks_per_image(pred_masks, target, threshold)["foreground"]
         return {metric: float(scores[metric].mean()) for metric in ("iou", "dice")}
 
-    out = {"n_images": n, "orientation": orientation, "s_vs_generator": mean(pred, teacher)}
+    out = {
+        "n_images": n,
+        "orientation": orientation,
+        "s_vs_generator": mean(pred, teacher),
+        "image_statistics": image_statistics(s["image"]),
+    }
     if oracle is not None:
         oracle_device = next(oracle.parameters()).device
         target = oracle_predict(oracle, s["image"].to(oracle_device)).cpu()
