@@ -44,7 +44,7 @@ import json
 import math
 import time
 import zlib
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -73,6 +73,7 @@ from comgan_lib.train import (
     load_generator,
     refuse_other_settings,
     run_summary,
+    spec_differences,
     to_device,
 )
 
@@ -109,10 +110,7 @@ class SegmenterSpec:
     input_norm: bool = False
 
     def differences(self, other: dict) -> list[str]:
-        # A key missing from an older checkpoint had its (then implicit) default value.
-        defaults = {f.name: f.default for f in fields(self) if f.default is not MISSING}
-        old = {k: other.get(k, defaults.get(k)) for k in self.__dict__}
-        return [f"{k}: {old[k]!r} -> {v!r}" for k, v in self.__dict__.items() if old[k] != v]
+        return spec_differences(self, other)
 
 
 def segmenter_spec(
@@ -216,7 +214,7 @@ class Stage2Step:
         loss_d.backward()
         self.opt_d.step()
 
-        # S step: both predictions → 1 under D_m, plus λ·L1 to the generated mask (Eq. 10).
+        # S step: both predictions → 1 under D_m, plus λ·L_cons to the generated mask (Eq. 10).
         if self.adv_weight > 0:
             self.D.requires_grad_(False)
             try:

@@ -137,10 +137,16 @@ class RunSpec:
     disc_init: str = "orthogonal"
 
     def differences(self, other: dict) -> list[str]:
-        # A key missing from an older checkpoint had its (then implicit) default value.
-        defaults = {f.name: f.default for f in fields(self) if f.default is not MISSING}
-        old = {k: other.get(k, defaults.get(k)) for k in self.__dict__}
-        return [f"{k}: {old[k]!r} -> {v!r}" for k, v in self.__dict__.items() if old[k] != v]
+        return spec_differences(self, other)
+
+
+def spec_differences(spec, other: dict) -> list[str]:
+    """``"key: old -> new"`` for every field of the dataclass ``spec`` that the checkpoint's spec
+    dict ``other`` holds otherwise; a key missing from an older checkpoint had its (then implicit)
+    default value. Used by both stages' resume check (``refuse_other_settings``)."""
+    defaults = {f.name: f.default for f in fields(spec) if f.default is not MISSING}
+    old = {k: other.get(k, defaults.get(k)) for k in spec.__dict__}
+    return [f"{k}: {old[k]!r} -> {v!r}" for k, v in spec.__dict__.items() if old[k] != v]
 
 
 def _grad_norm(parameters) -> float:
