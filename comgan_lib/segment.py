@@ -3,11 +3,15 @@ is trained by Eq. 9-10 in ``comgan_lib.stage2``), and its command line.
 
 Command line (one PNG mask per image, at the image's own size)::
 
-    python -m comgan_lib.segment --run outputs/<run> --images DIR --out DIR [--overlay]
+    python -m comgan_lib.segment --run outputs/<run> --images DIR --out DIR [--overlay] \
+        [--colour-em]
 
 From Python: ``segment_folder(run, images, out)``. Each image is stretched to the model's
 resolution, segmented by S (``comgan_lib.stage2.predict_masks``), and the foreground
-probabilities are resized back to the image's size and thresholded. Related modules: training and
+probabilities are resized back to the image's size and thresholded. ``--colour-em`` refines S's
+probabilities by each image's own colours first (``comgan_lib.metrics.colour_em``; this
+workbook's post-hoc step, not the paper's: on the embedded dataset it draws thin parts and hollows
+that S's rounded masks miss, docs/FINDINGS.md 2026-12-06). Related modules: training and
 loading S (``comgan_lib.stage2``), scoring it on ground-truth masks (``comgan_lib.segment_eval``),
 which layer of the generator is the object (``comgan_lib.orientation``).
 """
@@ -25,6 +29,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from comgan_lib.errors import UserError
+from comgan_lib.metrics.colour_em import colour_em as refine_by_colour
 from comgan_lib.runtime import pick_device
 from comgan_lib.stage2 import DEFAULT_NAME, load_segmenter, predict_masks
 
@@ -105,13 +110,16 @@ def segment_folder(
     batch_size: int = 16,
     progress: bool = True,
     log=None,
+    colour_em: bool = False,
 ) -> dict:
     """Write one PNG mask (0 / 255, the image's own size) per image of ``images`` into ``out``.
 
     Each image is stretched to the model's resolution, segmented, and the probabilities resized
     back and thresholded (``threshold``, else the run's ``eval.threshold``). Subfolders are kept
     with ``recursive``. Unreadable files are reported on ``log`` (default stderr) and skipped.
-    Returns ``{"segmented": [names], "skipped": [(name, reason)], "threshold", "out"}``.
+    ``colour_em`` refines S's probabilities at the model's resolution by the per-image colour EM.
+    Returns ``{"segmented": [names], "skipped": [(name, reason)], "threshold", "out",
+    "colour_em"}``.
     Raises UserError for a missing run, checkpoint or images folder.
     """
     from comgan_lib.data.folder import IMAGE_EXTENSIONS, load_image_rgb
@@ -144,7 +152,10 @@ def segment_folder(
     def flush(pending):
         if not pending:
             return
-        probs = predict_masks(net, torch.stack([t for _, _, t in pending]), batch_size)
+        inputs = torch.stack([t for _, _, t in pending])
+        probs = predict_masks(net, inputs, batch_size)
+        if colour_em:
+            probs = refine_by_colour(inputs, probs)
         for (path, image, _), prob in zip(pending, probs, strict=True):
             mask = _mask_at_size(prob, image.size, threshold)
             target = out / targets[path]
@@ -173,7 +184,13 @@ def segment_folder(
             pending = []
     flush(pending)
     bar.close()
-    return {"segmented": segmented, "skipped": skipped, "threshold": threshold, "out": str(out)}
+    return {
+        "segmented": segmented,
+        "skipped": skipped,
+        "threshold": threshold,
+        "out": str(out),
+        "colour_em": colour_em,
+    }
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -200,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--colour-em",
+        action="store_true",
+        help="refine S's masks by each image's colours (post-hoc, not the paper's)",
+    )
     args = parser.parse_args(argv)
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         parser.error(f"--threshold must be in [0, 1], got {args.threshold}")
@@ -217,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             batch_size=args.batch_size,
             progress=not args.quiet,
+            colour_em=args.colour_em,
         )
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -6,9 +6,10 @@ The evaluation command behind the stage-2 rows of ``docs/FINDINGS.md`` (the coun
 ``OUT/LABEL/seedN`` whose ``checkpoints/<generator>.pt`` links to the given one. Each (seed, step
 count) gives one JSON line in ``OUT/results.jsonl``: S's held-out (``data.eval_split``) IoU under
 both protocols and Dice, its training-split IoU, the best training-free predictor on the same
-held-out images and S's margin over it, S on generated images (against the generator's masks
-and, beside it, against the oracle, as in notebook 04), and the low-level statistics of real and
-generated images (``comgan_lib.metrics.image_stats``).
+held-out images and S's margin over it, S + the per-image colour refinement
+(``comgan_lib.metrics.colour_em``) and its margin, S on generated images (against the generator's
+masks and, beside it, against the oracle, as in notebook 04), and the low-level statistics of real
+and generated images (``comgan_lib.metrics.image_stats``).
 
     python -m comgan_lib.segment_check params/synthetic.yaml --generator-run outputs/synthetic \\
         --seeds 0 1 2 --eval-at 800 1600 --label lr1e-3 --set segment.lr=1e-3
@@ -101,6 +102,9 @@ def check(
                 "best_training_free": best,
                 "best_training_free_iou": free[best]["max_flip"]["iou"],
                 "margin": test["max_flip"]["iou"] - free[best]["max_flip"]["iou"],
+                "iou_colour_em": test["colour_em"]["max_flip"]["iou"],
+                "margin_colour_em": test["colour_em"]["max_flip"]["iou"]
+                - free[best]["max_flip"]["iou"],
                 "gen_s_vs_generator": gen["s_vs_generator"]["iou"],
                 "gen_s_vs_oracle": gen.get("s_vs_oracle", {}).get("iou"),
                 "gen_generator_vs_oracle": gen.get("generator_vs_oracle", {}).get("iou"),
@@ -122,10 +126,16 @@ def _line(r: dict) -> str:
     return (
         f"{r['label']:>16} seed {r['seed']} step {r['steps']:>5}: held-out IoU {r['iou']:.3f} "
         f"(fg {r['iou_foreground']:.3f}, Dice {r['dice']:.3f}, train {r['iou_train']:.3f}) "
-        f"vs {r['best_training_free']} {r['best_training_free_iou']:.3f}; generated: vs G "
+        f"vs {r['best_training_free']} {r['best_training_free_iou']:.3f}; S + colour EM "
+        f"{_maybe(r.get('iou_colour_em'))}; generated: vs G "
         f"{r['gen_s_vs_generator']:.3f}, vs oracle {r['gen_s_vs_oracle'] or float('nan'):.3f}; "
         f"{r['sec_per_step'] or 0:.3f} s/step"
     )
+
+
+def _maybe(value) -> str:
+    """A score, or "not run" for rows written before the column existed."""
+    return "not run" if value is None else f"{value:.3f}"
 
 
 def summarise(rows: list[dict]) -> list[dict]:
@@ -136,8 +146,10 @@ def summarise(rows: list[dict]) -> list[dict]:
     table = []
     for (label, steps), rs in groups.items():
         entry = {"label": label, "steps": steps, "seeds": len(rs)}
-        for key in ("iou", "margin", "gen_s_vs_generator"):
-            values = [r[key] for r in rs]
+        for key in ("iou", "margin", "iou_colour_em", "margin_colour_em", "gen_s_vs_generator"):
+            values = [r[key] for r in rs if r.get(key) is not None]
+            if not values:
+                continue
             entry |= {
                 f"{key}_min": min(values),
                 f"{key}_median": statistics.median(values),
@@ -151,15 +163,16 @@ def markdown(rows: list[dict]) -> str:
     """The rows as the lab record's table (one line per seed and step count)."""
     head = (
         "| setting | seed | steps | held-out IoU | fg IoU | Dice | train IoU | best training-free "
-        "| margin | gen: S vs G | gen: S vs oracle | s/step |"
+        "| margin | S + colour EM | gen: S vs G | gen: S vs oracle | s/step |"
     )
-    lines = [head, "|" + "---|" * 12]
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
         lines.append(
             f"| {r['label']} | {r['seed']} | {r['steps']} | {r['iou']:.3f} | "
             f"{r['iou_foreground']:.3f} | {r['dice']:.3f} | {r['iou_train']:.3f} | "
             f"{r['best_training_free']} {r['best_training_free_iou']:.3f} | {r['margin']:+.3f} | "
-            f"{r['gen_s_vs_generator']:.3f} | {r['gen_s_vs_oracle'] or float('nan'):.3f} | "
+            f"{_maybe(r.get('iou_colour_em'))} | {r['gen_s_vs_generator']:.3f} | "
+            f"{r['gen_s_vs_oracle'] or float('nan'):.3f} | "
             f"{r['sec_per_step'] or 0:.2f} |"
         )
     return "\n".join(lines)

@@ -171,7 +171,7 @@ def test_border_otsu_constant_image_is_background():
 def test_score_training_free():
     images, gt = _square_scene()
     out = score_training_free(images, gt)
-    names = ["all_foreground", "centred_disc", "border_otsu"]
+    names = ["all_foreground", "centred_disc", "border_otsu", "centre_colour_em"]
     assert list(out) == list(TRAINING_FREE_PREDICTORS) == names
     assert out["border_otsu"]["foreground"]["iou"] > 0.95
     # All-foreground IoU against gt is the gt coverage.

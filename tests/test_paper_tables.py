@@ -164,6 +164,28 @@ def test_table4_in_percent_under_both_protocols_and_every_split():
     )
 
 
+def test_table4_shows_s_after_the_colour_em_beside_s_and_says_when_it_was_not_scored():
+    metrics = _cub_metrics()
+    rows = pt.table4({"cub": metrics})
+    refined = _pick(rows, method="S + colour EM (this workbook)", metric="IoU % ↑")
+    assert refined and all(isinstance(r["ours"], NotRun) for r in refined)
+    assert "no colour-EM scores" in refined[0]["ours"].reason
+    metrics["segmentation"]["test"]["colour_em"] = {
+        "max_flip": {"iou": 0.81, "dice": 0.88},
+        "foreground": {"iou": 0.8, "dice": 0.87},
+        "n_images": 1000,
+    }
+    rows = pt.table4({"cub": metrics})
+    (row,) = _pick(rows, method="S + colour EM (this workbook)", metric="IoU % ↑", split="test",
+                   protocol="max-flip")  # fmt: skip
+    assert row["ours"] == pytest.approx(81.0) and "post-hoc" in row["note"]
+    assert row["paper"].startswith("not in the paper")
+    # S's own row is unchanged by the refined scores beside it.
+    (s_row,) = _pick(rows, method="DS-ComGAN", dataset="CUB", metric="IoU % ↑", split="test",
+                     protocol="max-flip")  # fmt: skip
+    assert s_row["ours"] == pytest.approx(60.0)
+
+
 def test_table4_without_masks_and_with_training_free_predictors(tmp_path):
     fs100 = {"data": {"dataset": "class_folders", "has_masks": False}}
     synthetic = json.loads(

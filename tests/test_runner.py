@@ -84,7 +84,7 @@ def test_metrics_hold_the_training_free_predictor_scores(smoke_run):
     assert data["train_images"] == 64 and data["test_images"] == 32
     assert data["composition_residual"] == 0.0
     scores = data["training_free_predictors"]
-    assert set(scores) == {"all_foreground", "centred_disc", "border_otsu"}
+    assert set(scores) == {"all_foreground", "centred_disc", "border_otsu", "centre_colour_em"}
     for s in scores.values():
         assert 0 <= s["foreground"]["iou"] <= s["max_flip"]["iou"] <= 1
     assert scores["all_foreground"]["max_flip"]["iou"] == pytest.approx(
@@ -235,6 +235,14 @@ def test_pi_baselines_notebook_runs_on_smoke(tmp_path, repo):
     assert 0 <= section["agree_with_paper"] <= 6
     for row in section["runs"].values():
         assert row["verdict"] in ("trivial", "non-trivial")
+    # Every diagnostic named as separating does rank ComGAN ahead of both Π wirings at each β.
+    signs = {"binariness": 1, "frac_same_layers": -1, "frac_empty": -1, "frac_full": -1}
+    runs = section["runs"]
+    for key in section["separating_diagnostics"]:
+        for beta in ("0.1", "1"):
+            ours = runs[f"ComGAN beta={beta}"][key]
+            for pi in ("Π1", "Π2"):
+                assert signs[key] * (ours - runs[f"{pi} beta={beta}"][key]) > 0
     figures = {p.name for p in (root / "figures").glob("*.png")}
     assert {"01_fig2_masks.png", "01_fig4_grad_norms.png", "01_lemma1_saturation.png"} <= figures
     assert len(list((root / "checkpoints").glob("*_beta*.pt"))) == 6

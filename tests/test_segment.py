@@ -182,7 +182,7 @@ def test_evaluation_scores_both_protocols_on_both_splits(trained, params):
             # max-flip takes the better labelling per image, so it is never below foreground-only.
             assert scores[role]["max_flip"]["iou"] >= scores[role]["foreground"]["iou"]
         free = scores["training_free"][role]
-        assert set(free) == {"all_foreground", "centred_disc", "border_otsu"}
+        assert set(free) == {"all_foreground", "centred_disc", "border_otsu", "centre_colour_em"}
         assert free["all_foreground"]["foreground"]["iou"] == pytest.approx(
             scores[role]["gt_coverage_mean"]
         )
@@ -221,6 +221,33 @@ def test_cli_segments_good_images_at_their_size_and_names_the_bad_one(trained, t
         "wide.png",
         "wide_overlay.png",
     ]
+
+
+def test_colour_em_draws_the_square_that_a_blob_prior_misses(trained, tmp_path, monkeypatch):
+    """--colour-em refines S's mask by the image's colours: a blob inside a red square on blue
+    becomes the square; without the flag the blob is what is written."""
+    import comgan_lib.segment as segment
+
+    run, _ = trained
+    images = tmp_path / "images"
+    images.mkdir()
+    square = np.zeros((32, 32), bool)
+    square[8:24, 8:24] = True
+    pixels = np.where(square[..., None], [220, 40, 40], [30, 60, 200]).astype(np.uint8)
+    Image.fromarray(pixels).save(images / "square.png")
+    blob = torch.zeros(1, 1, 32, 32)
+    blob[..., 12:20, 12:20] = 1  # S's guess: the centre of the object only
+
+    def blob_prior(net, x, batch_size=None):
+        return (0.3 + 0.4 * blob).expand(x.shape[0], -1, -1, -1)
+
+    monkeypatch.setattr(segment, "predict_masks", blob_prior)
+    for flag, expected in ((False, blob[0, 0].numpy() > 0), (True, square)):
+        out = tmp_path / f"masks_{flag}"
+        result = segment.segment_folder(run.root, images, out, progress=False, colour_em=flag)
+        assert result["colour_em"] is flag
+        mask = np.asarray(Image.open(out / "square.png")) > 127
+        assert (mask == expected).all()
 
 
 def test_cli_missing_run_is_one_line_and_exit_2(tmp_path, repo):

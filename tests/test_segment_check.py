@@ -7,6 +7,7 @@ import json
 
 from comgan_lib import segment_check
 from comgan_lib.config import load_params
+from comgan_lib.metrics.masks import TRAINING_FREE_PREDICTORS
 from comgan_lib.rundir import RunDir
 from comgan_lib.train import train_generator
 
@@ -27,8 +28,11 @@ def test_rows_for_every_seed_and_step_on_one_linked_generator(repo, tmp_path):
     assert written == json.loads(json.dumps(rows, default=str))
     for r in rows:
         assert 0 <= r["iou"] <= 1 and 0 <= r["gen_s_vs_generator"] <= 1
-        assert r["best_training_free"] in ("all_foreground", "centred_disc", "border_otsu")
+        assert r["best_training_free"] in TRAINING_FREE_PREDICTORS
         assert abs(r["margin"] - (r["iou"] - r["best_training_free_iou"])) < 1e-9
+        assert 0 <= r["iou_colour_em"] <= 1
+        refined_margin = r["iou_colour_em"] - r["best_training_free_iou"]
+        assert abs(r["margin_colour_em"] - refined_margin) < 1e-9
     # The seeds differ (S's initialisation), the generator is the same linked file.
     assert (
         rows[1]["iou"] != rows[3]["iou"]
@@ -41,6 +45,7 @@ def test_rows_for_every_seed_and_step_on_one_linked_generator(repo, tmp_path):
     assert [json.loads(x)["step"] for x in log] == [1, 2, 3]  # resumed from 2 to 3
     summary = segment_check.summarise(rows)
     assert {(s["steps"], s["seeds"]) for s in summary} == {(2, 2), (3, 2)}
+    assert all(s["iou_colour_em_min"] <= s["iou_colour_em_median"] for s in summary)
     assert "| tiny | 0 | 2 |" in segment_check.markdown(rows)
 
 

@@ -11,6 +11,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from comgan_lib.metrics.colour_em import colour_em
+
 PROTOCOLS = {
     "max_flip": "per image, the better of the mask and its inverse (ReDO, released ComGAN)",
     "foreground": "predicted foreground scored against the ground truth as is (DRC)",
@@ -149,10 +151,21 @@ def border_otsu(images: Tensor, border: int = 2, bins: int = 256) -> Tensor:
     return torch.stack(masks)[:, None].to(images.dtype)
 
 
+def centre_colour_em(images: Tensor, prior_inside: float = 0.7) -> Tensor:
+    """Per-image colour EM (``comgan_lib.metrics.colour_em``) from a soft centred disc: pixels
+    inside ``centred_disc`` start at ``prior_inside``, outside at ``1 - prior_inside``. A
+    GrabCut-like predictor: what each image's own colours say, given only "the object is central".
+    """
+    disc = centred_disc(images)
+    prior = disc * (2 * prior_inside - 1) + (1 - prior_inside)
+    return colour_em(images, prior)
+
+
 TRAINING_FREE_PREDICTORS: dict[str, Callable[[Tensor], Tensor]] = {
     "all_foreground": all_foreground,
     "centred_disc": centred_disc,
     "border_otsu": border_otsu,
+    "centre_colour_em": centre_colour_em,
 }
 
 
