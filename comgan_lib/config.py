@@ -283,6 +283,14 @@ class SegmentParams:
         default=1.0,
         metadata=meta("weight of D_m's adversarial term in S's loss (Eq. 9; 0 = no D_m)", min=0.0),
     )
+    self_train_steps: int = field(
+        default=0,
+        metadata=meta(
+            "stage 2b (this workbook, not the paper): steps of S on the real training images "
+            "with its own colour-EM masks as targets (comgan_lib.self_train); 0 = off",
+            min=0,
+        ),
+    )
     width: int = field(default=32, metadata=meta("U-Net base width", min=4))
     depth: int | None = field(
         default=None,

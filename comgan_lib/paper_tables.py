@@ -311,15 +311,34 @@ def improvement_values(run: Run, metric: str) -> list[Ours]:
     return out
 
 
-def segmentation_values(run: Run, metric: str, colour_em: bool = False) -> list[Ours]:
-    """Our IoU or Dice (percent) of one run: one ``Ours`` per split and protocol scored; with
-    ``colour_em``, S's masks after the per-image colour EM (``comgan_lib.metrics.colour_em``)."""
+# Rows of this workbook's additions to stage 2 (neither is the paper's): key -> (method, note).
+SEGMENTER_VARIANTS = {
+    "colour_em": (
+        "S + colour EM (this workbook)",
+        "S's masks after the per-image colour EM (post-hoc, not the paper's)",
+    ),
+    "self_trained": (
+        "S after self-training (this workbook)",
+        "S fine-tuned on real images with its own colour-EM masks (stage 2b, not the paper's)",
+    ),
+}
+
+
+def segmentation_values(run: Run, metric: str, variant: str | None = None) -> list[Ours]:
+    """Our IoU or Dice (percent) of one run: one ``Ours`` per split and protocol scored; with a
+    ``variant`` of ``SEGMENTER_VARIANTS``, S's masks after the colour EM (``colour_em``) or the
+    self-trained S (``self_trained``, the section's ``self_trained`` scores)."""
     data = run.metrics.get(SECTION_DATA)
     if isinstance(data, Mapping) and data.get("has_masks") is False:
         return [Ours(NotRun("this dataset has no ground-truth masks"), run=run.name)]
     section = run.metrics.get(SECTION_SEGMENTATION)
     if not isinstance(section, Mapping):
         return [Ours(NotRun(run.missing_reason(SECTION_SEGMENTATION)), run=run.name)]
+    generator = section.get("generator")
+    if variant == "self_trained":
+        section = section.get("self_trained") or {
+            "reason": f"stage 2b not run in {run.name} (segment.self_train_steps is 0)"
+        }
     splits = [
         k
         for k, v in section.items()
@@ -331,11 +350,10 @@ def segmentation_values(run: Run, metric: str, colour_em: bool = False) -> list[
         )
         return [Ours(NotRun(reason), run=run.name)]
     splits.sort(key=lambda s: (SPLIT_ORDER.index(s) if s in SPLIT_ORDER else len(SPLIT_ORDER), s))
-    generator = section.get("generator")
     out = []
     for split in splits:
         scores = section[split]
-        if colour_em:
+        if variant == "colour_em":
             scores = scores.get("colour_em") or {
                 "reason": f"no colour-EM scores for split {split} of run {run.name} (older run)"
             }
@@ -344,8 +362,8 @@ def segmentation_values(run: Run, metric: str, colour_em: bool = False) -> list[
             notes = []
             if generator:
                 notes.append(f"S trained on samples of {generator}")
-            if colour_em:
-                notes.append("S's masks after the per-image colour EM (post-hoc, not the paper's)")
+            if variant:
+                notes.append(SEGMENTER_VARIANTS[variant][1])
             if split in HELD_OUT_SPLITS:
                 notes.append("held-out split; the paper scored training data")
             n = scores.get("n_images")
@@ -542,8 +560,9 @@ def table2(runs) -> list[dict]:
 
 def table4(runs) -> list[dict]:
     """Table 4 (IoU, Dice in percent on training data) with our DS-ComGAN segmenter's scores
-    under both protocols and on each split scored, then S + the per-image colour EM and the
-    training-free reference predictors of notebook 00 (neither in the paper) for scale."""
+    under both protocols and on each split scored, then this workbook's additions (S + the
+    per-image colour EM, S after self-training) and the training-free reference predictors of
+    notebook 00 (none of them in the paper) for scale."""
     runs = as_runs(runs)
     table = load_paper_numbers().tables["table4"]
     grouped = _by_dataset(runs)
@@ -570,20 +589,11 @@ def table4(runs) -> list[dict]:
                         _row(table, prow.method, dataset, metric, paper_cell, None, ours, diff)
                     )
     for run in runs.values():
-        for metric in table.metrics:
-            for ours in segmentation_values(run, metric, colour_em=True):
-                rows.append(
-                    _row(
-                        table,
-                        "S + colour EM (this workbook)",
-                        run.dataset,
-                        metric,
-                        "not in the paper (a post-hoc step of this workbook)",
-                        None,
-                        ours,
-                        DASH,
-                    )
-                )
+        for variant, (method, _) in SEGMENTER_VARIANTS.items():
+            for metric in table.metrics:
+                for ours in segmentation_values(run, metric, variant):
+                    paper = "not in the paper (an addition of this workbook)"
+                    rows.append(_row(table, method, run.dataset, metric, paper, None, ours, DASH))
         for (predictor, metric), ours_list in training_free_values(run).items():
             for ours in ours_list:
                 rows.append(

@@ -7,9 +7,10 @@ The evaluation command behind the stage-2 rows of ``docs/FINDINGS.md`` (the coun
 count) gives one JSON line in ``OUT/results.jsonl``: S's held-out (``data.eval_split``) IoU under
 both protocols and Dice, its training-split IoU, the best training-free predictor on the same
 held-out images and S's margin over it, S + the per-image colour refinement
-(``comgan_lib.metrics.colour_em``) and its margin, S on generated images (against the generator's
-masks and, beside it, against the oracle, as in notebook 04), and the low-level statistics of real
-and generated images (``comgan_lib.metrics.image_stats``).
+(``comgan_lib.metrics.colour_em``) and its margin, with ``segment.self_train_steps`` > 0 the
+self-trained S of stage 2b (``comgan_lib.self_train``) and its margin, S on generated images
+(against the generator's masks and, beside it, against the oracle, as in notebook 04), and the
+low-level statistics of real and generated images (``comgan_lib.metrics.image_stats``).
 
     python -m comgan_lib.segment_check params/synthetic.yaml --generator-run outputs/synthetic \\
         --seeds 0 1 2 --eval-at 800 1600 --label lr1e-3 --set segment.lr=1e-3
@@ -35,6 +36,7 @@ from comgan_lib.mask_check import oracle_for, read_rows
 from comgan_lib.metrics.image_stats import image_statistics
 from comgan_lib.rundir import RunDir
 from comgan_lib.segment_eval import evaluate_segmenter, score_on_generated
+from comgan_lib.self_train import SELF_TRAINED_NAME, self_train_segmenter
 from comgan_lib.stage2 import load_segmenter, train_segmenter
 from comgan_lib.train import ImageBank, load_generator, run_name
 
@@ -85,6 +87,7 @@ def check(
             free = scores["training_free"]["test"]
             best = max(free, key=lambda k: free[k]["max_flip"]["iou"])
             test = scores["test"]
+            self_trained = _self_trained(params, run, steps, bank)
             row = {
                 "date": time.strftime("%Y-%m-%d"),
                 "label": label,
@@ -105,6 +108,7 @@ def check(
                 "iou_colour_em": test["colour_em"]["max_flip"]["iou"],
                 "margin_colour_em": test["colour_em"]["max_flip"]["iou"]
                 - free[best]["max_flip"]["iou"],
+                **self_trained,
                 "gen_s_vs_generator": gen["s_vs_generator"]["iou"],
                 "gen_s_vs_oracle": gen.get("s_vs_oracle", {}).get("iou"),
                 "gen_generator_vs_oracle": gen.get("generator_vs_oracle", {}).get("iou"),
@@ -115,6 +119,8 @@ def check(
                 "threads": torch.get_num_threads(),
                 "segment": dict(params.segment.__dict__),
             }
+            if self_trained:
+                row["margin_self_trained"] = row["iou_self_trained"] - row["best_training_free_iou"]
             rows.append(row)
             with open(out / "results.jsonl", "a") as fh:
                 fh.write(json.dumps(row) + "\n")
@@ -122,12 +128,33 @@ def check(
     return rows
 
 
+def _self_trained(params, run: RunDir, base_steps: int, bank: ImageBank) -> dict:
+    """Stage 2b on the S just scored (``segment.self_train_steps`` > 0), under a name per stage-2
+    step count: its held-out scores, alone and with the colour EM. Empty when stage 2b is off."""
+    if params.segment.self_train_steps <= 0:
+        return {}
+    name = f"{SELF_TRAINED_NAME}_{base_steps}"
+    t0 = time.perf_counter()
+    result = self_train_segmenter(params, run, name=name, bank=bank, progress=False)
+    seconds = time.perf_counter() - t0
+    test = evaluate_segmenter(params, run, name=name, progress=False)["test"]
+    return {
+        "self_train_steps": result["steps"],
+        "iou_self_trained": test["max_flip"]["iou"],
+        "iou_self_trained_foreground": test["foreground"]["iou"],
+        "dice_self_trained": test["max_flip"]["dice"],
+        "iou_self_trained_colour_em": test["colour_em"]["max_flip"]["iou"],
+        "self_train_s_this_leg": seconds,
+    }
+
+
 def _line(r: dict) -> str:
     return (
         f"{r['label']:>16} seed {r['seed']} step {r['steps']:>5}: held-out IoU {r['iou']:.3f} "
         f"(fg {r['iou_foreground']:.3f}, Dice {r['dice']:.3f}, train {r['iou_train']:.3f}) "
         f"vs {r['best_training_free']} {r['best_training_free_iou']:.3f}; S + colour EM "
-        f"{_maybe(r.get('iou_colour_em'))}; generated: vs G "
+        f"{_maybe(r.get('iou_colour_em'))}; after stage 2b {_maybe(r.get('iou_self_trained'))}; "
+        f"generated: vs G "
         f"{r['gen_s_vs_generator']:.3f}, vs oracle {r['gen_s_vs_oracle'] or float('nan'):.3f}; "
         f"{r['sec_per_step'] or 0:.3f} s/step"
     )
@@ -146,7 +173,15 @@ def summarise(rows: list[dict]) -> list[dict]:
     table = []
     for (label, steps), rs in groups.items():
         entry = {"label": label, "steps": steps, "seeds": len(rs)}
-        for key in ("iou", "margin", "iou_colour_em", "margin_colour_em", "gen_s_vs_generator"):
+        for key in (
+            "iou",
+            "margin",
+            "iou_colour_em",
+            "margin_colour_em",
+            "iou_self_trained",
+            "margin_self_trained",
+            "gen_s_vs_generator",
+        ):
             values = [r[key] for r in rs if r.get(key) is not None]
             if not values:
                 continue
@@ -163,15 +198,16 @@ def markdown(rows: list[dict]) -> str:
     """The rows as the lab record's table (one line per seed and step count)."""
     head = (
         "| setting | seed | steps | held-out IoU | fg IoU | Dice | train IoU | best training-free "
-        "| margin | S + colour EM | gen: S vs G | gen: S vs oracle | s/step |"
+        "| margin | S + colour EM | after stage 2b | gen: S vs G | gen: S vs oracle | s/step |"
     )
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 14]
     for r in rows:
         lines.append(
             f"| {r['label']} | {r['seed']} | {r['steps']} | {r['iou']:.3f} | "
             f"{r['iou_foreground']:.3f} | {r['dice']:.3f} | {r['iou_train']:.3f} | "
             f"{r['best_training_free']} {r['best_training_free_iou']:.3f} | {r['margin']:+.3f} | "
-            f"{_maybe(r.get('iou_colour_em'))} | {r['gen_s_vs_generator']:.3f} | "
+            f"{_maybe(r.get('iou_colour_em'))} | {_maybe(r.get('iou_self_trained'))} | "
+            f"{r['gen_s_vs_generator']:.3f} | "
             f"{r['gen_s_vs_oracle'] or float('nan'):.3f} | "
             f"{r['sec_per_step'] or 0:.2f} |"
         )

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from comgan_lib.config import (
     NOTEBOOKS,
@@ -38,6 +39,12 @@ def test_shipped_parameter_files_load(repo, name):
 def test_default_is_the_paper_regime_and_clutter_the_stress_test(repo):
     assert load_params(repo / "params" / "synthetic.yaml").data.variant == "scenery"
     assert load_params(repo / "params" / "clutter.yaml").data.variant == "clutter"
+    # The stress test runs the default's settings: only the name and the variant differ.
+    default = yaml.safe_load((repo / "params" / "synthetic.yaml").read_text())
+    clutter = yaml.safe_load((repo / "params" / "clutter.yaml").read_text())
+    for tree in (default, clutter):
+        del tree["run"]["name"], tree["data"]["variant"]
+    assert clutter == default
 
 
 def test_every_parameter_file_in_params_loads(repo, tmp_path):

@@ -180,6 +180,14 @@ def test_table4_shows_s_after_the_colour_em_beside_s_and_says_when_it_was_not_sc
                    protocol="max-flip")  # fmt: skip
     assert row["ours"] == pytest.approx(81.0) and "post-hoc" in row["note"]
     assert row["paper"].startswith("not in the paper")
+    (self_row, *_) = _pick(rows, method="S after self-training (this workbook)", metric="IoU % ↑")
+    assert "self_train_steps is 0" in self_row["ours"].reason
+    metrics["segmentation"]["self_trained"] = {
+        "test": {"max_flip": {"iou": 0.9, "dice": 0.95}, "n_images": 1000}
+    }
+    (self_row,) = _pick(pt.table4({"cub": metrics}), method="S after self-training (this workbook)",
+                        metric="IoU % ↑", protocol="max-flip")  # fmt: skip
+    assert self_row["ours"] == pytest.approx(90.0) and "stage 2b" in self_row["note"]
     # S's own row is unchanged by the refined scores beside it.
     (s_row,) = _pick(rows, method="DS-ComGAN", dataset="CUB", metric="IoU % ↑", split="test",
                      protocol="max-flip")  # fmt: skip

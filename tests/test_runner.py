@@ -278,6 +278,12 @@ def test_disentanglement_segmentation_tables_and_explorer_run_on_smoke(tmp_path,
         assert {"max_flip", "foreground"} <= set(seg[split])
         assert seg[split]["max_flip"]["iou"] >= seg[split]["foreground"]["iou"] - 1e-9
     assert seg["orientation"]["orientation"] in ("mask", "inverse")
+    # This workbook's additions, scored beside S: the colour EM and stage 2b (smoke: 2 steps).
+    assert 0 <= seg["test"]["colour_em"]["max_flip"]["iou"] <= 1
+    assert seg["self_train_steps"] == 2 and 0 <= seg["self_trained"]["test"]["max_flip"]["iou"] <= 1
+    margin = seg["self_trained"]["test"]["max_flip"]["iou"] - seg["best_training_free_test_iou"]
+    assert seg["margin_self_trained_over_training_free"] == pytest.approx(margin)
+    assert (root / "tables" / "04_self_training_scores.md").exists()
     assert metrics["explorer"]["median_ms"] > 0
     figures = {p.name for p in (root / "figures").glob("*.png")}
     assert {

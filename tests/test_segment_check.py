@@ -11,7 +11,7 @@ from comgan_lib.metrics.masks import TRAINING_FREE_PREDICTORS
 from comgan_lib.rundir import RunDir
 from comgan_lib.train import train_generator
 
-TINY = ["segment.checkpoint_every=2", "segment.log_every=1"]
+TINY = ["segment.checkpoint_every=2", "segment.log_every=1", "segment.self_train_steps=2"]
 
 
 def test_rows_for_every_seed_and_step_on_one_linked_generator(repo, tmp_path):
@@ -33,6 +33,9 @@ def test_rows_for_every_seed_and_step_on_one_linked_generator(repo, tmp_path):
         assert 0 <= r["iou_colour_em"] <= 1
         refined_margin = r["iou_colour_em"] - r["best_training_free_iou"]
         assert abs(r["margin_colour_em"] - refined_margin) < 1e-9
+        assert r["self_train_steps"] == 2 and 0 <= r["iou_self_trained"] <= 1
+        self_margin = r["iou_self_trained"] - r["best_training_free_iou"]
+        assert abs(r["margin_self_trained"] - self_margin) < 1e-9
     # The seeds differ (S's initialisation), the generator is the same linked file.
     assert (
         rows[1]["iou"] != rows[3]["iou"]

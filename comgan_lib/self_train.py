@@ -1,0 +1,225 @@
+"""Stage 2b (this workbook's addition, not the paper's): S learns the real images from its own
+refined masks.
+
+Stage 2 (``comgan_lib.stage2``) teaches S on generated images only, and S loses between generated
+and real images (docs/FINDINGS.md, 2026-12-06). Here S's masks on the *real training images*,
+refined by each image's colours (``comgan_lib.metrics.colour_em``), become targets, and a copy of
+S is fine-tuned on them with cross-entropy from its logits. No ground truth is read: the targets
+are S's own, so this is self-training, and the held-out split is never seen.
+
+    result = self_train_segmenter(params, run)        # segmenter.pt -> segmenter_self.pt
+    net, info = load_segmenter(run, SELF_TRAINED_NAME)
+
+The targets are computed once from the stage-2 checkpoint (``base``, default ``segmenter``), which
+is left unchanged, so a resumed run sees the same targets; batches are drawn with a seeded
+generator kept in the checkpoint, each image flipped left-right with its target at probability
+1/2. ``segment.self_train_steps`` steps (0: the stage is off), ``segment.lr``,
+``segment.batch_size``, Adam with ``train.beta1`` / ``train.beta2``; checkpoints, log, resume and
+the NaN guard as in stage 2. The checkpoint is a stage-2 checkpoint (``load_segmenter``, the
+``segment`` command line and ``segment_eval`` read it under its name) plus ``self_train`` (its
+spec) and the optimiser and generator states.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from comgan_lib.config import Params
+from comgan_lib.errors import UserError
+from comgan_lib.metrics.colour_em import ITERATIONS, colour_em
+from comgan_lib.metrics.masks import coverage
+from comgan_lib.rundir import RunDir, save_torch_atomic
+from comgan_lib.runtime import pick_device
+from comgan_lib.stage2 import DEFAULT_NAME, build_segmenter, predict_masks
+from comgan_lib.train import (
+    ImageBank,
+    TrainingDiverged,
+    _truncate_log,
+    refuse_other_settings,
+    run_seed,
+    run_summary,
+    spec_differences,
+)
+
+SELF_TRAINED_NAME = "segmenter_self"
+
+
+@dataclass
+class SelfTrainSpec:
+    """What identifies a stage-2b run; a checkpoint resumes only under the same spec."""
+
+    name: str
+    base: str
+    base_step: int
+    lr: float
+    batch_size: int
+    colour_em_iterations: int
+    resolution: int
+
+    def differences(self, other: dict) -> list[str]:
+        return spec_differences(self, other)
+
+
+@torch.no_grad()
+def pseudo_masks(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """S's foreground probabilities on ``images``, refined by the per-image colour EM."""
+    return colour_em(images, predict_masks(net, images, batch_size))
+
+
+def _quantised_targets(net, images: torch.Tensor, device, chunk: int = 256) -> torch.Tensor:
+    """Pseudo masks of uint8 ``images`` (the bank's storage) as uint8 probabilities × 255: the
+    targets of a paper-scale dataset then take a quarter of the memory of floats."""
+    parts = []
+    for i in range(0, len(images), chunk):
+        x = images[i : i + chunk].to(device).float() / 127.5 - 1
+        parts.append((pseudo_masks(net, x) * 255).round().to(torch.uint8).cpu())
+    return torch.cat(parts)
+
+
+def self_train_step(
+    net: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+) -> torch.Tensor:
+    """One step of cross-entropy from S's logits to soft targets; returns the loss (applied)."""
+    loss = F.binary_cross_entropy_with_logits(net(images), targets)
+    if torch.isfinite(loss):
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return loss.detach()
+
+
+def self_train_segmenter(
+    params: Params,
+    run: RunDir,
+    base: str = DEFAULT_NAME,
+    name: str = SELF_TRAINED_NAME,
+    steps: int | None = None,
+    bank: ImageBank | None = None,
+    progress: bool = True,
+) -> dict:
+    """Fine-tune a copy of the stage-2 segmenter ``base`` on the real training images with its
+    own colour-EM masks as targets (or resume, or just reload). Returns what ``train_segmenter``
+    returns (``name``, ``steps``, ``sec_per_step``, ``checkpoint``, ``log``, ``last``) plus
+    ``base``, ``generator`` and ``orientation``."""
+    s = params.segment
+    steps = s.self_train_steps if steps is None else steps
+    device = pick_device(params.run.device)
+    base_path = run.path("checkpoints", f"{base}.pt")
+    if not base_path.exists():
+        raise UserError(f"no segmenter checkpoint at {base_path}; train stage 2 first")
+    base_state = torch.load(base_path, map_location=device, weights_only=False)
+    ckpt_path = run.path("checkpoints", f"{name}.pt")
+    log_path = run.path("logs", f"{name}.jsonl")
+    spec = SelfTrainSpec(
+        name=name,
+        base=base,
+        base_step=base_state["step"],
+        lr=s.lr,
+        batch_size=s.batch_size,
+        colour_em_iterations=ITERATIONS,
+        resolution=base_state["spec"]["resolution"],
+    )
+    if spec.resolution != params.data.resolution:
+        raise UserError(
+            f"segmenter '{base}' is {spec.resolution}px, data.resolution is "
+            f"{params.data.resolution}"
+        )
+
+    net = build_segmenter(base_state["spec"]).to(device)
+    net.load_state_dict(base_state["S"])
+    if bank is None:
+        bank = ImageBank.from_params(params)
+    images = bank.images  # uint8, unflipped; batches go to [-1, 1] as the bank's own do
+    targets = _quantised_targets(net, images, device)  # from the base S, before any update
+
+    seed = run_seed(params, name)
+    torch.manual_seed(seed)
+    betas = (params.train.beta1, params.train.beta2)
+    opt = torch.optim.Adam(net.parameters(), lr=spec.lr, betas=betas)
+    batches = torch.Generator().manual_seed(seed)
+    start = 0
+    state = None
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+    if state is not None:
+        refuse_other_settings(spec, {"spec": state["self_train"]}, ckpt_path, "segmenter name")
+        net.load_state_dict(state["S"])
+        opt.load_state_dict(state["opt_S"])
+        batches.set_state(state["rng_batches"].cpu())
+        torch.set_rng_state(state["rng_torch"].cpu())
+        start = state["step"]
+        _truncate_log(log_path, start)
+    elif log_path.exists():
+        log_path.unlink()  # a log without a checkpoint belongs to a run that never saved
+    del state
+
+    def save(step: int) -> None:
+        keep = ("spec", "generator", "generator_step", "orientation", "threshold")
+        save_torch_atomic(
+            {k: base_state[k] for k in keep if k in base_state}
+            | {
+                "format": base_state.get("format", 1),
+                "step": step,
+                "self_train": spec.__dict__,
+                "S": net.state_dict(),
+                "opt_S": opt.state_dict(),
+                "rng_batches": batches.get_state(),
+                "rng_torch": torch.get_rng_state(),
+            },
+            ckpt_path,
+        )
+
+    net.train()
+    B = spec.batch_size
+    bar = tqdm(total=steps, initial=start, desc=name, disable=not progress, leave=False)
+    window_start, window_steps, t_begin = time.perf_counter(), 0, time.perf_counter()
+    step = start
+    with open(log_path, "a") as log:
+        while step < steps:
+            step += 1
+            idx = torch.randint(len(images), (B,), generator=batches)
+            flip = torch.rand(B, generator=batches) < 0.5
+            x, t = images[idx].float() / 127.5 - 1, targets[idx].float() / 255
+            x[flip], t[flip] = x[flip].flip(-1), t[flip].flip(-1)
+            loss = self_train_step(net, opt, x.to(device), t.to(device))
+            if not torch.isfinite(loss):
+                kept = f"step {start}" if ckpt_path.exists() else "none yet"
+                raise TrainingDiverged(
+                    f"{name}: non-finite loss at step {step} ({loss.item():.4g}); last good "
+                    f"checkpoint: {kept} ({ckpt_path}). Try a lower segment.lr."
+                )
+            window_steps += 1
+            bar.update(1)
+            if step % s.log_every == 0 or step == steps:
+                now = time.perf_counter()
+                line = {
+                    "step": step,
+                    "loss": loss.item(),
+                    "coverage_target": float(coverage(t).mean()),
+                    "sec_per_step": (now - window_start) / window_steps,
+                    "wall_s": now - t_begin,
+                }
+                window_start, window_steps = now, 0
+                log.write(json.dumps(line) + "\n")
+                log.flush()
+            if step % s.checkpoint_every == 0 or step == steps:
+                save(step)
+                start = step
+    bar.close()
+    if not ckpt_path.exists():
+        save(step)
+    summary = run_summary(run, name, step, ckpt_path, log_path)
+    return summary | {
+        "base": base,
+        "generator": base_state["generator"],
+        "orientation": base_state["orientation"],
+    }
