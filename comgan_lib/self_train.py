@@ -40,7 +40,7 @@ from comgan_lib.stage2 import DEFAULT_NAME, build_segmenter, predict_masks
 from comgan_lib.train import (
     ImageBank,
     TrainingDiverged,
-    _truncate_log,
+    align_log,
     refuse_other_settings,
     run_seed,
     run_summary,
@@ -147,20 +147,16 @@ def self_train_segmenter(
     opt = torch.optim.Adam(net.parameters(), lr=spec.lr, betas=betas)
     batches = torch.Generator().manual_seed(seed)
     start = 0
-    state = None
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
-    if state is not None:
         refuse_other_settings(spec, {"spec": state["self_train"]}, ckpt_path, "segmenter name")
         net.load_state_dict(state["S"])
         opt.load_state_dict(state["opt_S"])
         batches.set_state(state["rng_batches"].cpu())
         torch.set_rng_state(state["rng_torch"].cpu())
         start = state["step"]
-        _truncate_log(log_path, start)
-    elif log_path.exists():
-        log_path.unlink()  # a log without a checkpoint belongs to a run that never saved
-    del state
+        del state
+    align_log(log_path, start if ckpt_path.exists() else None)
 
     def save(step: int) -> None:
         keep = ("spec", "generator", "generator_step", "orientation", "threshold")

@@ -69,7 +69,7 @@ from comgan_lib.runtime import pick_device
 from comgan_lib.train import (
     ImageBank,
     TrainingDiverged,
-    _truncate_log,
+    align_log,
     load_generator,
     refuse_other_settings,
     run_summary,
@@ -353,9 +353,7 @@ def train_segmenter(
         batches.set_state(state["rng_batches"].cpu())
         latent_rng.set_state(state["rng_latents"].cpu())
         start = state["step"]
-        _truncate_log(log_path, start)
-    elif log_path.exists():
-        log_path.unlink()  # a log without a checkpoint belongs to a run that never saved
+    align_log(log_path, start if state is not None else None)
     del state
 
     def save(step: int) -> None:

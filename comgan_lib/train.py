@@ -165,6 +165,15 @@ def _truncate_log(path: Path, last_step: int) -> None:
     os.replace(tmp, path)
 
 
+def align_log(path: Path, resumed_step: int | None) -> None:
+    """Make a training log match its checkpoint: keep the lines up to ``resumed_step``, or, when
+    nothing was resumed, delete a log that belongs to a run that never saved."""
+    if resumed_step is not None:
+        _truncate_log(path, resumed_step)
+    elif path.exists():
+        path.unlink()
+
+
 def read_log(run: RunDir, name: str) -> list[dict]:
     path = run.path("logs", f"{name}.jsonl")
     if not path.exists():
