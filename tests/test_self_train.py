@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from test_segment import TINY as SEGMENT_TINY
 
 from comgan_lib.config import load_params
 from comgan_lib.errors import UserError
@@ -20,19 +21,8 @@ from comgan_lib.self_train import SELF_TRAINED_NAME, self_train_segmenter, self_
 from comgan_lib.stage2 import load_segmenter, train_segmenter
 from comgan_lib.train import ImageBank, TrainingDiverged, train_generator
 
-TINY = [
-    "model.kind=comgan",
-    "model.gen_width=32",
-    "model.disc_width=8",
-    "model.head_blocks=1",
-    "train.batch_size=4",
-    "segment.batch_size=4",
-    "segment.width=4",
-    "segment.disc_width=4",
-    "segment.log_every=1",
-    "segment.checkpoint_every=2",
-    "segment.orientation_samples=16",
-]
+# test_segment's tiny sizes, with a log line every step and a checkpoint every second one.
+TINY = [*SEGMENT_TINY, "segment.log_every=1", "segment.checkpoint_every=2"]
 
 
 @pytest.fixture(scope="module")
