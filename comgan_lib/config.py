@@ -98,6 +98,15 @@ class DataParams:
             choices=("clutter", "scenery", "simple"),
         ),
     )
+    camouflage: float = field(
+        default=0.0,
+        metadata=meta(
+            "synthetic scenery only: chance that each scene colour takes the object's own hue "
+            "(camouflage, as birds in foliage; per-image colour rules then fail)",
+            min=0.0,
+            max=1.0,
+        ),
+    )
     resize_mode: str = field(
         default="center_crop",
         metadata=meta(
@@ -516,6 +525,11 @@ def _cross_checks(p: Params) -> None:
                 f"{max_scenes} scenes; 'data.num_species' is {p.data.num_species} and "
                 f"'data.num_scenes' {p.data.num_scenes}"
             )
+    if p.data.camouflage > 0 and not (p.data.kind == "synthetic" and p.data.variant == "scenery"):
+        raise ConfigError(
+            f"{src}: 'data.camouflage' applies to the synthetic scenery variant only; "
+            f"data.kind is {p.data.kind} (variant {p.data.variant})"
+        )
     _data_split_checks(p)
     _network_checks(p)
     if p.eval.inception_weights and not Path(p.eval.inception_weights).is_file():

@@ -39,9 +39,12 @@ def test_shipped_parameter_files_load(repo, name):
 def test_default_is_the_paper_regime_and_clutter_the_stress_test(repo):
     assert load_params(repo / "params" / "synthetic.yaml").data.variant == "scenery"
     assert load_params(repo / "params" / "clutter.yaml").data.variant == "clutter"
-    # The stress test runs the default's settings: only the name and the variant differ.
+    # The stress test runs the default's settings: only the name and the dataset differ (its
+    # variant, and the camouflage that only scenery draws).
     default = yaml.safe_load((repo / "params" / "synthetic.yaml").read_text())
     clutter = yaml.safe_load((repo / "params" / "clutter.yaml").read_text())
+    assert "camouflage" in default["data"] and "camouflage" not in clutter["data"]
+    default["data"].pop("camouflage")
     for tree in (default, clutter):
         del tree["run"]["name"], tree["data"]["variant"]
     assert clutter == default
@@ -112,6 +115,11 @@ def test_unknown_section_suggests_the_section(tmp_path):
             "data: {kind: synthetic, variant: simple, num_species: 4}",
             ["simple variant has 3 species", "'data.num_species' is 4"],
         ),
+        (
+            "data: {kind: synthetic, variant: clutter, camouflage: 0.5}",
+            ["'data.camouflage' applies to the synthetic scenery variant only", "clutter"],
+        ),
+        ("data: {kind: synthetic, camouflage: 1.5}", ["'data.camouflage'", "at most 1.0"]),
     ],
 )
 def test_mistakes_are_one_clear_line(tmp_path, text, pieces):

@@ -4,11 +4,13 @@ objects'."""
 
 from __future__ import annotations
 
+import colorsys
+
 import pytest
 import torch
 
 from comgan_lib.data import stack_items
-from comgan_lib.data.scenery import CENTRE_JITTER, SCENERY_SCENES
+from comgan_lib.data.scenery import CENTRE_JITTER, HUE_JITTER, SCENERY_SCENES
 from comgan_lib.data.synthetic import SPECIES, SyntheticDataset, variant_classes
 
 
@@ -58,3 +60,44 @@ def test_scene_colours_overlap_the_objects(items):
     scene = items["background"].mean((2, 3))
     nearest = torch.cdist(obj, scene).min(1).values
     assert float((nearest < 0.2).float().mean()) > 0.85
+
+
+def _object_and_scene_hue_gap(items) -> torch.Tensor:
+    """Per image: the hue distance (on the hue circle, in [0, 0.5]) between the object's mean
+    colour and its own scene's mean colour."""
+
+    def hue(rgb):
+        rgb = ((rgb + 1) / 2).clamp(0, 1)
+        return torch.tensor([colorsys.rgb_to_hsv(*map(float, c))[0] for c in rgb])
+
+    m = items["mask"]
+    gap = (
+        hue((items["foreground"] * m).sum((2, 3)) / m.sum((2, 3)))
+        - hue(items["background"].mean((2, 3)))
+    ).abs()
+    return torch.minimum(gap, 1 - gap)
+
+
+def test_camouflage_gives_each_scene_its_objects_hue(items):
+    plain = SyntheticDataset(32, "train", 120, seed=0, variant="scenery", return_layers=True)
+    hidden = SyntheticDataset(
+        32, "train", 120, seed=0, variant="scenery", return_layers=True, camouflage=1.0
+    )
+    plain_gap = _object_and_scene_hue_gap(stack_items(plain))
+    hidden_gap = _object_and_scene_hue_gap(stack_items(hidden))
+    # Without camouflage the scene's hue is drawn apart from the object's; with it, every
+    # scene colour takes the object's hue (within HUE_JITTER).
+    assert float(plain_gap.median()) > 0.1
+    assert float((hidden_gap < 2 * HUE_JITTER).float().mean()) > 0.95
+    # Camouflage 0 draws nothing extra: the images are those of the variant without it.
+    assert torch.equal(
+        SyntheticDataset(32, "train", 3, seed=0, variant="scenery", camouflage=0.0)[2]["image"],
+        items["image"][2],
+    )
+
+
+def test_camouflage_only_on_scenery_and_in_range():
+    with pytest.raises(ValueError, match="scenery"):
+        SyntheticDataset(32, "train", 3, variant="clutter", camouflage=0.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        SyntheticDataset(32, "train", 3, variant="scenery", camouflage=1.5)

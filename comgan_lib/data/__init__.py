@@ -52,6 +52,7 @@ def build_dataset(
             num_species=d.num_species,
             num_scenes=d.num_scenes,
             variant=d.variant,
+            camouflage=d.camouflage,
             **kwargs,
         )
     # The generic folder loader also reads CLEVR6 after its converter; class folders share its

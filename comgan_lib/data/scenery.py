@@ -15,8 +15,14 @@ character, at any resolution from the same random numbers:
   an out-of-focus blend. All smooth or fine-grained; none draws discs, stripes or tiles.
 - **Overlapping palettes**: scenes take their colours from the same hue ranges as the species
   (browns, yellows, greens, blues, reds), so no colour rule alone separates object from scene.
+- **Camouflage** (``camouflage``, ``data.camouflage``): each of the scene's colours takes the
+  object's own hue (within ``HUE_JITTER``) with that chance, as a bird in foliage of its own
+  colour. Without it an image's object and scene rarely share a hue, and a per-image colour model
+  from a centred prior (GrabCut-like, ``metrics.masks.centre_colour_em``) solves most images;
+  with it the object differs from its scene by outline, texture, saturation and brightness (at
+  this workbook's budget the generators then lose their masks: docs/FINDINGS.md).
 
-``render_scenery_item`` has the signature of ``synthetic.render_item``.
+``render_scenery_item`` has the signature of ``synthetic.render_item`` plus ``camouflage``.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ PALETTE = ((0.03, 0.11), (0.12, 0.18), (0.22, 0.4), (0.52, 0.64), (0.88, 1.0))
 SPECIES_PALETTE = (0, 1, 2, 3, 4)  # the palette entry each species' hue comes from
 COVERAGE = (0.27, 0.07, 0.12, 0.45)  # mean, spread, min, max of the object's share of the image
 CENTRE_JITTER = 0.08  # in half-image units
+HUE_JITTER = 0.03  # how far a camouflaged scene colour's hue strays from the object's
 
 
 @functools.cache
@@ -60,8 +67,8 @@ def _palette_hue(gen, entry: int) -> torch.Tensor:
     return uniform(gen, low, high) % 1.0
 
 
-def _object(gen, species: int, u, v, res: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The object's RGB layer over the whole image (in [0, 1]) and its mask, wholly inside."""
+def _object(gen, species: int, u, v, res: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The object's RGB layer over the whole image (in [0, 1]), its mask (wholly inside) and hue."""
     mean, spread, low, high = COVERAGE
     target = float((mean + spread * torch.randn((), generator=gen)).clamp(low, high))
     # Image area is 4 in half-image units: scale so the outline covers ``target`` of it.
@@ -83,15 +90,19 @@ def _object(gen, species: int, u, v, res: int) -> tuple[torch.Tensor, torch.Tens
             break
         scale *= 0.93
     hue = _palette_hue(gen, SPECIES_PALETTE[species])
-    return species_texture(gen, species, hue, x, y, res), inside
+    return species_texture(gen, species, hue, x, y, res), inside, hue
 
 
-def _scene_colours(gen) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two colours from (possibly different) palette entries, as [3, 1, 1] tensors."""
+def _scene_colours(gen, object_hue, camouflage: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two colours from (possibly different) palette entries, as [3, 1, 1] tensors; each takes
+    the object's hue instead with chance ``camouflage``."""
     cols = []
     for _ in range(2):
         entry = int(torch.randint(len(PALETTE), (), generator=gen))
         hue = _palette_hue(gen, entry)
+        # No draw at 0: the images of ``camouflage: 0`` stay those measured before it existed.
+        if camouflage > 0 and bool(torch.rand((), generator=gen) < camouflage):
+            hue = (object_hue + uniform(gen, -HUE_JITTER, HUE_JITTER)) % 1.0
         col = hsv_to_rgb(hue, uniform(gen, 0.25, 0.85), uniform(gen, 0.3, 0.95))
         cols.append(col.view(3, 1, 1))
     return cols[0], cols[1]
@@ -108,9 +119,9 @@ def _stretched_noise(gen, res: int, cells_along: int, cells_across: int) -> torc
     return F.grid_sample(big, flow, mode="bilinear", align_corners=False)[0, 0].clamp(0, 1)
 
 
-def _scene(gen, scene: int, u, v, res: int) -> torch.Tensor:
+def _scene(gen, scene: int, u, v, res: int, object_hue, camouflage: float) -> torch.Tensor:
     """One scene as an RGB layer in [0, 1]."""
-    col_a, col_b = _scene_colours(gen)
+    col_a, col_b = _scene_colours(gen, object_hue, camouflage)
     name = SCENERY_SCENES[scene]
     if name == "sky":  # vertical gradient, soft clouds
         t = ((v + 1) / 2).unsqueeze(0)
@@ -125,7 +136,7 @@ def _scene(gen, scene: int, u, v, res: int) -> torch.Tensor:
         t = value_noise(gen, res, 2)
         rgb = col_a * (1 - t) + col_b * t
     elif name == "out_of_focus":  # three colours blended softly
-        col_c = _scene_colours(gen)[0]
+        col_c = _scene_colours(gen, object_hue, camouflage)[0]
         t1, t2 = value_noise(gen, res, 4), value_noise(gen, res, 4)
         rgb = col_a * (1 - t1) + col_b * t1
         rgb = rgb * (1 - 0.6 * t2) + col_c * 0.6 * t2
@@ -135,11 +146,18 @@ def _scene(gen, scene: int, u, v, res: int) -> torch.Tensor:
 
 
 def render_scenery_item(
-    seed: int, split: str, index: int, resolution: int, num_species: int, num_scenes: int
+    seed: int,
+    split: str,
+    index: int,
+    resolution: int,
+    num_species: int,
+    num_scenes: int,
+    camouflage: float = 0.0,
 ) -> dict:
-    """Render one item of the scenery variant (the keys of ``synthetic.render_item``)."""
+    """Render one item of the scenery variant (the keys of ``synthetic.render_item``); each of
+    the scene's colours takes the object's own hue with chance ``camouflage``."""
     gen, u, v, species, scene = start_item(seed, split, index, resolution, num_species, num_scenes)
-    fg, inside = _object(gen, species, u, v, resolution)
-    bg = _scene(gen, scene, u, v, resolution)
+    fg, inside, hue = _object(gen, species, u, v, resolution)
+    bg = _scene(gen, scene, u, v, resolution, hue, camouflage)
     fg, bg = lit_layers(gen, fg, bg, resolution)  # soft light and sensor noise, as in clutter
     return compose_item(fg, bg, inside, species, scene)

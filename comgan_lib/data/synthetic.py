@@ -20,6 +20,7 @@ distance to the border" do clearly worse than a learnt segmenter.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -153,6 +154,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
         return_layers: also return the ``foreground`` and ``background`` layers.
         variant: ``"clutter"`` (this module's scenes), ``"scenery"`` (``scenery``) or
             ``"simple"`` (``simple_scenes``).
+        camouflage: scenery only: the chance that each scene colour takes the object's hue.
     """
 
     has_masks = True
@@ -168,6 +170,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
         return_layers: bool = False,
         cache: bool = False,
         variant: str = "clutter",
+        camouflage: float = 0.0,
     ):
         if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
             raise ValueError(
@@ -179,13 +182,19 @@ class SyntheticDataset(torch.utils.data.Dataset):
         if size < 1:
             raise ValueError(f"size must be at least 1, got {size}")
         self._render, species_names, scene_names = _variant(variant)
+        if not 0.0 <= camouflage <= 1.0:
+            raise ValueError(f"camouflage must be in [0, 1], got {camouflage}")
+        if camouflage > 0:
+            if variant != "scenery":
+                raise ValueError(f"camouflage applies to the scenery variant, not {variant!r}")
+            self._render = functools.partial(self._render, camouflage=camouflage)
         max_species, max_scenes = len(species_names), len(scene_names)
         if not 1 <= num_species <= max_species or not 1 <= num_scenes <= max_scenes:
             raise ValueError(
                 f"num_species must be in [1, {max_species}] and num_scenes in "
                 f"[1, {max_scenes}] for the {variant} variant, got {num_species} and {num_scenes}"
             )
-        self.variant = variant
+        self.variant, self.camouflage = variant, camouflage
         self.resolution, self.split, self.size, self.seed = resolution, split, size, seed
         self.num_species, self.num_scenes = num_species, num_scenes
         self.return_layers = return_layers
