@@ -107,6 +107,16 @@ class DataParams:
             max=1.0,
         ),
     )
+    extra_scene_colours: int = field(
+        default=0,
+        metadata=meta(
+            "synthetic scenery only: more colours, each drawn independently of the object, blended "
+            "into every scene in soft patches (a meadow of several hues; per-image colour rules "
+            "then fail while object and scene stay independent)",
+            min=0,
+            max=4,
+        ),
+    )
     resize_mode: str = field(
         default="center_crop",
         metadata=meta(
@@ -528,6 +538,13 @@ def _cross_checks(p: Params) -> None:
     if p.data.camouflage > 0 and not (p.data.kind == "synthetic" and p.data.variant == "scenery"):
         raise ConfigError(
             f"{src}: 'data.camouflage' applies to the synthetic scenery variant only; "
+            f"data.kind is {p.data.kind} (variant {p.data.variant})"
+        )
+    if p.data.extra_scene_colours > 0 and not (
+        p.data.kind == "synthetic" and p.data.variant == "scenery"
+    ):
+        raise ConfigError(
+            f"{src}: 'data.extra_scene_colours' applies to the synthetic scenery variant only; "
             f"data.kind is {p.data.kind} (variant {p.data.variant})"
         )
     _data_split_checks(p)

@@ -120,6 +120,14 @@ def test_unknown_section_suggests_the_section(tmp_path):
             ["'data.camouflage' applies to the synthetic scenery variant only", "clutter"],
         ),
         ("data: {kind: synthetic, camouflage: 1.5}", ["'data.camouflage'", "at most 1.0"]),
+        (
+            "data: {kind: synthetic, variant: clutter, extra_scene_colours: 2}",
+            ["'data.extra_scene_colours' applies to the synthetic scenery variant only"],
+        ),
+        (
+            "data: {kind: synthetic, extra_scene_colours: 5}",
+            ["'data.extra_scene_colours'", "at most 4"],
+        ),
     ],
 )
 def test_mistakes_are_one_clear_line(tmp_path, text, pieces):

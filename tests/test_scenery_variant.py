@@ -101,3 +101,31 @@ def test_camouflage_only_on_scenery_and_in_range():
         SyntheticDataset(32, "train", 3, variant="clutter", camouflage=0.5)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         SyntheticDataset(32, "train", 3, variant="scenery", camouflage=1.5)
+
+
+def test_extra_scene_colours_change_only_the_scene(items):
+    meadow = stack_items(
+        SyntheticDataset(
+            32, "train", 300, seed=0, variant="scenery", return_layers=True, extra_scene_colours=2
+        )
+    )
+    # The object is drawn before the scene: its outline and labels are those of the default
+    # (only the light, drawn after the scene, differs).
+    assert torch.equal(meadow["mask"], items["mask"])
+    assert torch.equal(meadow["fg_class"], items["fg_class"])
+    assert not torch.equal(meadow["background"], items["background"])
+
+    # More colours per scene: the scene's colours spread wider within each image.
+    def spread(bg):
+        return bg.flatten(2).std(2).mean(1)
+
+    assert float(spread(meadow["background"]).median()) > 1.2 * float(
+        spread(items["background"]).median()
+    )
+
+
+def test_extra_scene_colours_only_on_scenery_and_in_range():
+    with pytest.raises(ValueError, match="scenery"):
+        SyntheticDataset(32, "train", 3, variant="clutter", extra_scene_colours=1)
+    with pytest.raises(ValueError, match=r"\[0, 4\]"):
+        SyntheticDataset(32, "train", 3, variant="scenery", extra_scene_colours=5)

@@ -53,6 +53,7 @@ def build_dataset(
             num_scenes=d.num_scenes,
             variant=d.variant,
             camouflage=d.camouflage,
+            extra_scene_colours=d.extra_scene_colours,
             **kwargs,
         )
     # The generic folder loader also reads CLEVR6 after its converter; class folders share its

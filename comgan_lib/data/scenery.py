@@ -21,8 +21,14 @@ character, at any resolution from the same random numbers:
   from a centred prior (GrabCut-like, ``metrics.masks.centre_colour_em``) solves most images;
   with it the object differs from its scene by outline, texture, saturation and brightness (at
   this workbook's budget the generators then lose their masks: docs/FINDINGS.md).
+- **Extra scene colours** (``extra_colours``, ``data.extra_scene_colours``): that many more
+  colours, each from the whole palette and independent of the object, blended into the scene in
+  soft patches, as a meadow or a garden behind a bird. The scene's colour spread then covers the
+  object's more often, so a per-image colour model loses its footing, while object and scene stay
+  independent, as the generator's separate draws of f and b assume.
 
-``render_scenery_item`` has the signature of ``synthetic.render_item`` plus ``camouflage``.
+``render_scenery_item`` has the signature of ``synthetic.render_item`` plus ``camouflage`` and
+``extra_colours``.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ SPECIES_PALETTE = (0, 1, 2, 3, 4)  # the palette entry each species' hue comes f
 COVERAGE = (0.27, 0.07, 0.12, 0.45)  # mean, spread, min, max of the object's share of the image
 CENTRE_JITTER = 0.08  # in half-image units
 HUE_JITTER = 0.03  # how far a camouflaged scene colour's hue strays from the object's
+MAX_EXTRA_COLOURS = 4
+PATCH_CELLS = 6  # noise cells across the image for the extra colours' patches
 
 
 @functools.cache
@@ -145,6 +153,17 @@ def _scene(gen, scene: int, u, v, res: int, object_hue, camouflage: float) -> to
     return rgb.clamp(0, 1)
 
 
+def _blend_patches(gen, rgb: torch.Tensor, res: int, extra_colours: int) -> torch.Tensor:
+    """Blend ``extra_colours`` more colours into a scene in soft patches, each drawn from the
+    whole palette, independently of the object (never camouflaged): about a third of the image
+    under each, fading over a few pixels."""
+    for _ in range(extra_colours):
+        col = _scene_colours(gen, None, 0.0)[0]
+        t = ((value_noise(gen, res, PATCH_CELLS) - 0.45) * 2.0).clamp(0, 1)
+        rgb = rgb * (1 - t) + col * t
+    return rgb
+
+
 def render_scenery_item(
     seed: int,
     split: str,
@@ -153,11 +172,15 @@ def render_scenery_item(
     num_species: int,
     num_scenes: int,
     camouflage: float = 0.0,
+    extra_colours: int = 0,
 ) -> dict:
     """Render one item of the scenery variant (the keys of ``synthetic.render_item``); each of
-    the scene's colours takes the object's own hue with chance ``camouflage``."""
+    the scene's colours takes the object's own hue with chance ``camouflage``, and
+    ``extra_colours`` independent colours are blended into the scene in soft patches."""
     gen, u, v, species, scene = start_item(seed, split, index, resolution, num_species, num_scenes)
     fg, inside, hue = _object(gen, species, u, v, resolution)
     bg = _scene(gen, scene, u, v, resolution, hue, camouflage)
+    # No draw at 0: the default's images stay bit-for-bit those measured before this option.
+    bg = _blend_patches(gen, bg, resolution, extra_colours).clamp(0, 1)
     fg, bg = lit_layers(gen, fg, bg, resolution)  # soft light and sensor noise, as in clutter
     return compose_item(fg, bg, inside, species, scene)

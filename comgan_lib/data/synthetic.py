@@ -155,6 +155,8 @@ class SyntheticDataset(torch.utils.data.Dataset):
         variant: ``"clutter"`` (this module's scenes), ``"scenery"`` (``scenery``) or
             ``"simple"`` (``simple_scenes``).
         camouflage: scenery only: the chance that each scene colour takes the object's hue.
+        extra_scene_colours: scenery only: independent colours blended into each scene in
+            soft patches (0 to 4).
     """
 
     has_masks = True
@@ -171,6 +173,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
         cache: bool = False,
         variant: str = "clutter",
         camouflage: float = 0.0,
+        extra_scene_colours: int = 0,
     ):
         if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
             raise ValueError(
@@ -188,6 +191,17 @@ class SyntheticDataset(torch.utils.data.Dataset):
             if variant != "scenery":
                 raise ValueError(f"camouflage applies to the scenery variant, not {variant!r}")
             self._render = functools.partial(self._render, camouflage=camouflage)
+        if not 0 <= extra_scene_colours <= scenery.MAX_EXTRA_COLOURS:
+            raise ValueError(
+                f"extra_scene_colours must be in [0, {scenery.MAX_EXTRA_COLOURS}], "
+                f"got {extra_scene_colours}"
+            )
+        if extra_scene_colours > 0:
+            if variant != "scenery":
+                raise ValueError(
+                    f"extra_scene_colours applies to the scenery variant, not {variant!r}"
+                )
+            self._render = functools.partial(self._render, extra_colours=extra_scene_colours)
         max_species, max_scenes = len(species_names), len(scene_names)
         if not 1 <= num_species <= max_species or not 1 <= num_scenes <= max_scenes:
             raise ValueError(
@@ -195,6 +209,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
                 f"[1, {max_scenes}] for the {variant} variant, got {num_species} and {num_scenes}"
             )
         self.variant, self.camouflage = variant, camouflage
+        self.extra_scene_colours = extra_scene_colours
         self.resolution, self.split, self.size, self.seed = resolution, split, size, seed
         self.num_species, self.num_scenes = num_species, num_scenes
         self.return_layers = return_layers
