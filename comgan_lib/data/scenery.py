@@ -155,8 +155,9 @@ def _scene(gen, scene: int, u, v, res: int, object_hue, camouflage: float) -> to
 
 def _blend_patches(gen, rgb: torch.Tensor, res: int, extra_colours: int) -> torch.Tensor:
     """Blend ``extra_colours`` more colours into a scene in soft patches, each drawn from the
-    whole palette, independently of the object (never camouflaged): about a third of the image
-    under each, fading over a few pixels."""
+    whole palette, independently of the object (never camouflaged). Each patch colour weighs a
+    quarter of the image on average: above one half on about a fifth of the pixels, something on
+    about half of them (measured on 500 noise fields), fading over a few pixels."""
     for _ in range(extra_colours):
         col = _scene_colours(gen, None, 0.0)[0]
         t = ((value_noise(gen, res, PATCH_CELLS) - 0.45) * 2.0).clamp(0, 1)
