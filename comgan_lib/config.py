@@ -535,18 +535,13 @@ def _cross_checks(p: Params) -> None:
                 f"{max_scenes} scenes; 'data.num_species' is {p.data.num_species} and "
                 f"'data.num_scenes' {p.data.num_scenes}"
             )
-    if p.data.camouflage > 0 and not (p.data.kind == "synthetic" and p.data.variant == "scenery"):
-        raise ConfigError(
-            f"{src}: 'data.camouflage' applies to the synthetic scenery variant only; "
-            f"data.kind is {p.data.kind} (variant {p.data.variant})"
-        )
-    if p.data.extra_scene_colours > 0 and not (
-        p.data.kind == "synthetic" and p.data.variant == "scenery"
-    ):
-        raise ConfigError(
-            f"{src}: 'data.extra_scene_colours' applies to the synthetic scenery variant only; "
-            f"data.kind is {p.data.kind} (variant {p.data.variant})"
-        )
+    is_scenery = p.data.kind == "synthetic" and p.data.variant == "scenery"
+    for key in ("camouflage", "extra_scene_colours"):  # the scenery variant's own knobs
+        if getattr(p.data, key) > 0 and not is_scenery:
+            raise ConfigError(
+                f"{src}: 'data.{key}' applies to the synthetic scenery variant only; "
+                f"data.kind is {p.data.kind} (variant {p.data.variant})"
+            )
     _data_split_checks(p)
     _network_checks(p)
     if p.eval.inception_weights and not Path(p.eval.inception_weights).is_file():
