@@ -310,6 +310,14 @@ class SegmentParams:
             min=0,
         ),
     )
+    self_train_rounds: int = field(
+        default=1,
+        metadata=meta(
+            "stage-2b rounds: each starts from the previous round's S and re-draws its targets "
+            "from it (self_train_steps steps each)",
+            min=1,
+        ),
+    )
     width: int = field(default=32, metadata=meta("U-Net base width", min=4))
     depth: int | None = field(
         default=None,

@@ -10,8 +10,13 @@ are S's own, so this is self-training, and the held-out split is never seen.
     result = self_train_segmenter(params, run)        # segmenter.pt -> segmenter_self.pt
     net, info = load_segmenter(run, SELF_TRAINED_NAME)
 
-The targets are computed once from the stage-2 checkpoint (``base``, default ``segmenter``), which
-is left unchanged, so a resumed run sees the same targets; batches are drawn with a seeded
+With ``segment.self_train_rounds`` R > 1 the fine-tuning repeats R times, each round a copy of the
+previous round's S with targets re-drawn from it (``segmenter_self_round1``, ...,
+``segmenter_self_round{R-1}``, then ``segmenter_self``): the targets get better with S, which a
+single round of R times the steps does not give (docs/FINDINGS.md, 2026-12-07).
+
+Each round's targets are computed once from its base checkpoint (the stage-2 ``segmenter`` for
+the first), which is left unchanged, so a resumed run sees the same targets; batches are drawn with a seeded
 generator kept in the checkpoint, each image flipped left-right with its target at probability
 1/2. ``segment.self_train_steps`` steps (0: the stage is off), ``segment.lr``,
 ``segment.batch_size``, Adam with ``train.beta1`` / ``train.beta2``; checkpoints, log, resume and
@@ -97,6 +102,14 @@ def self_train_step(
     return loss.detach()
 
 
+def round_names(name: str, rounds: int) -> list[str]:
+    """Checkpoint names of the rounds, in order: the last is ``name`` itself, so that one round
+    is exactly stage 2b's single fine-tuning and whatever reads ``name`` reads the last round."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    return [f"{name}_round{k}" for k in range(1, rounds)] + [name]
+
+
 def self_train_segmenter(
     params: Params,
     run: RunDir,
@@ -105,11 +118,33 @@ def self_train_segmenter(
     steps: int | None = None,
     bank: ImageBank | None = None,
     progress: bool = True,
+    rounds: int | None = None,
 ) -> dict:
     """Fine-tune a copy of the stage-2 segmenter ``base`` on the real training images with its
-    own colour-EM masks as targets (or resume, or just reload). Returns what ``train_segmenter``
-    returns (``name``, ``steps``, ``sec_per_step``, ``checkpoint``, ``log``, ``last``) plus
-    ``base``, ``generator`` and ``orientation``."""
+    own colour-EM masks as targets (or resume, or just reload), ``rounds`` times in a row
+    (default ``segment.self_train_rounds``): each round starts from the previous round's S and
+    re-draws the targets from it, ``steps`` steps each. Returns what ``train_segmenter`` returns
+    for the last round (``name``, ``steps``, ``sec_per_step``, ``checkpoint``, ``log``, ``last``)
+    plus ``base``, ``generator``, ``orientation`` and ``rounds``."""
+    rounds = params.segment.self_train_rounds if rounds is None else rounds
+    previous = base
+    for round_name in round_names(name, rounds):
+        result, bank = _self_train_round(params, run, previous, round_name, steps, bank, progress)
+        previous = round_name
+    return result | {"base": base, "rounds": rounds}
+
+
+def _self_train_round(
+    params: Params,
+    run: RunDir,
+    base: str,
+    name: str,
+    steps: int | None,
+    bank: ImageBank | None,
+    progress: bool,
+) -> tuple[dict, ImageBank]:
+    """One round: a copy of ``base`` fine-tuned on its own colour-EM masks, saved as ``name``;
+    returns its summary and the image bank (built here on first use, reused by later rounds)."""
     s = params.segment
     steps = s.self_train_steps if steps is None else steps
     device = pick_device(params.run.device)
@@ -215,7 +250,6 @@ def self_train_segmenter(
         save(step)
     summary = run_summary(run, name, step, ckpt_path, log_path)
     return summary | {
-        "base": base,
         "generator": base_state["generator"],
         "orientation": base_state["orientation"],
-    }
+    }, bank

@@ -17,7 +17,12 @@ from comgan_lib.metrics.colour_em import colour_em
 from comgan_lib.nets.segmenter import UNet
 from comgan_lib.rundir import RunDir
 from comgan_lib.segment_eval import evaluate_segmenter
-from comgan_lib.self_train import SELF_TRAINED_NAME, self_train_segmenter, self_train_step
+from comgan_lib.self_train import (
+    SELF_TRAINED_NAME,
+    round_names,
+    self_train_segmenter,
+    self_train_step,
+)
 from comgan_lib.stage2 import load_segmenter, train_segmenter
 from comgan_lib.train import ImageBank, TrainingDiverged, train_generator
 
@@ -100,3 +105,33 @@ def test_nan_stops_and_keeps_the_last_good_checkpoint(stage2_run, params, tmp_pa
 def test_without_a_stage2_checkpoint_the_error_says_what_to_run(params, tmp_path):
     with pytest.raises(UserError, match="train stage 2 first"):
         self_train_segmenter(params, RunDir(tmp_path), steps=2, progress=False)
+
+
+def test_rounds_chain_each_from_the_last_and_redraw_their_targets(
+    stage2_run, params, tmp_path, monkeypatch
+):
+    import comgan_lib.self_train as self_train
+
+    run = _copy(stage2_run[0], tmp_path)
+    bank = stage2_run[1]
+    teachers = []  # the first weight of the S each round draws its targets from
+    draw = self_train._quantised_targets
+
+    def spy(net, images, device):
+        teachers.append(next(net.parameters()).detach().clone())
+        return draw(net, images, device)
+
+    monkeypatch.setattr(self_train, "_quantised_targets", spy)
+    result = self_train_segmenter(params, run, steps=2, bank=bank, progress=False, rounds=3)
+    names = round_names(SELF_TRAINED_NAME, 3)
+    assert names == [f"{SELF_TRAINED_NAME}_round1", f"{SELF_TRAINED_NAME}_round2", SELF_TRAINED_NAME]
+    assert result["rounds"] == 3 and result["base"] == "segmenter" and result["name"] == names[-1]
+    for base, name, teacher in zip(["segmenter", *names[:-1]], names, teachers, strict=True):
+        state = torch.load(run.path("checkpoints", f"{name}.pt"), weights_only=False)
+        assert state["self_train"]["base"] == base and state["step"] == 2
+        base_state = torch.load(run.path("checkpoints", f"{base}.pt"), weights_only=False)
+        assert torch.equal(teacher, next(iter(base_state["S"].values())))
+    with pytest.raises(UserError, match="base"):  # two rounds would end on another chain
+        self_train_segmenter(params, run, steps=2, bank=bank, progress=False, rounds=2)
+    with pytest.raises(ValueError, match="at least 1"):
+        round_names(SELF_TRAINED_NAME, 0)
