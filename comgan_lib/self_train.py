@@ -16,9 +16,9 @@ previous round's S with targets re-drawn from it (``segmenter_self_round1``, ...
 single round of R times the steps does not give (docs/FINDINGS.md, 2026-12-07).
 
 Each round's targets are computed once from its base checkpoint (the stage-2 ``segmenter`` for
-the first), which is left unchanged, so a resumed run sees the same targets; batches are drawn with a seeded
-generator kept in the checkpoint, each image flipped left-right with its target at probability
-1/2. ``segment.self_train_steps`` steps (0: the stage is off), ``segment.lr``,
+the first), which is left unchanged, so a resumed run sees the same targets; batches are drawn
+with a seeded generator kept in the checkpoint, each image flipped left-right with its target at
+probability 1/2. ``segment.self_train_steps`` steps (0: the stage is off), ``segment.lr``,
 ``segment.batch_size``, Adam with ``train.beta1`` / ``train.beta2``; checkpoints, log, resume and
 the NaN guard as in stage 2. The checkpoint is a stage-2 checkpoint (``load_segmenter``, the
 ``segment`` command line and ``segment_eval`` read it under its name) plus ``self_train`` (its

@@ -124,7 +124,8 @@ def test_rounds_chain_each_from_the_last_and_redraw_their_targets(
     monkeypatch.setattr(self_train, "_quantised_targets", spy)
     result = self_train_segmenter(params, run, steps=2, bank=bank, progress=False, rounds=3)
     names = round_names(SELF_TRAINED_NAME, 3)
-    assert names == [f"{SELF_TRAINED_NAME}_round1", f"{SELF_TRAINED_NAME}_round2", SELF_TRAINED_NAME]
+    first, second = (f"{SELF_TRAINED_NAME}_round{k}" for k in (1, 2))
+    assert names == [first, second, SELF_TRAINED_NAME]
     assert result["rounds"] == 3 and result["base"] == "segmenter" and result["name"] == names[-1]
     for base, name, teacher in zip(["segmenter", *names[:-1]], names, teachers, strict=True):
         state = torch.load(run.path("checkpoints", f"{name}.pt"), weights_only=False)
