@@ -50,8 +50,30 @@ def device_description(device: torch.device | None = None) -> str:
     device = device or pick_device()
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    cpu = platform.processor() or platform.machine()
+    # The model and the vector ISA torch dispatches to: timings are only comparable between hosts
+    # that agree on both (platform.processor() is empty on Linux).
+    cpu = f"{cpu_model_name() or platform.machine()} ({platform.machine()}, {cpu_capability()})"
     return f"cpu: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def cpu_model_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The CPU's model name as the kernel reports it, or None where there is no /proc/cpuinfo."""
+    try:
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        return None
+    return platform.processor() or None
+
+
+def cpu_capability() -> str:
+    """The vector instruction set torch's CPU kernels use here (e.g. AVX2, AVX512)."""
+    try:
+        return torch.backends.cpu.get_cpu_capability()
+    except (AttributeError, RuntimeError):
+        return "unknown ISA"
 
 
 def package_versions(names=MANIFEST_PACKAGES) -> dict[str, str]:
