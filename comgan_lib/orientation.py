@@ -8,6 +8,7 @@ once per generator, without labels, and turns the generator's mask into the fore
 - ``orient_generator``: the border rule (the layer that covers more of a 2-pixel image-border ring,
   averaged over samples, is the background); returns a record that travels with the segmenter.
 - ``given_orientation``: a record for an orientation chosen by hand.
+- ``orientation_warning``: what to tell a reader when the rule is unsure or the samples disagree.
 - ``foreground_mask``: M itself or ``1 − M`` for an orientation.
 - ``border_ring``, ``generator_latents``: the ring of border pixels, and a generator's inputs.
 
@@ -24,6 +25,11 @@ from comgan_lib.errors import UserError
 BORDER_PX = 2
 ORIENTATIONS = ("mask", "inverse")
 CONFIDENT_MARGIN = 0.1
+# The share of samples whose own ring vote must agree with the decision. On the 18 generators of
+# docs/FINDINGS.md (2026-12-07, third session) every one below 0.85 drew masks of oracle IoU 0.54 or
+# less (M on the object in some samples, on the scene in others), and all but one above it drew
+# 0.6 or more; the margin alone passed half of the failures.
+CONFIDENT_AGREEMENT = 0.85
 
 
 def border_ring(height: int, width: int, border: int = BORDER_PX) -> torch.Tensor:
@@ -57,7 +63,8 @@ def orient_generator(
     "mask_mean", "frac_samples_agree", "margin", "n_samples", "seed", "border_px", "source"}``:
     ``frac_samples_agree`` is the share of samples whose own ring vote agrees with the decision,
     ``margin`` is ``|border_mask_mean − 0.5|`` (0: undecided, 0.5: unanimous and hard) and
-    ``confident`` says ``margin >= 0.1`` (below it, check the masks or compare with an oracle).
+    ``confident`` says ``margin >= 0.1`` and ``frac_samples_agree >= 0.85`` (otherwise
+    ``orientation_warning`` says what is wrong).
     """
     first = next(G.parameters(), None)
     device = first.device if first is not None else torch.device("cpu")
@@ -81,15 +88,16 @@ def orient_generator(
     border_mean = float(per_sample.mean())
     inverse = border_mean > 0.5
     votes = per_sample > 0.5 if inverse else per_sample <= 0.5
+    agree = float(votes.float().mean())
     return {
         "orientation": "inverse" if inverse else "mask",
         "border_mask_mean": border_mean,
         "border_inverse_mean": 1.0 - border_mean,
         "centre_mask_mean": float(torch.cat(centre_sums).mean()),
         "mask_mean": float(torch.cat(totals).mean()),
-        "frac_samples_agree": float(votes.float().mean()),
+        "frac_samples_agree": agree,
         "margin": abs(border_mean - 0.5),
-        "confident": abs(border_mean - 0.5) >= CONFIDENT_MARGIN,
+        "confident": abs(border_mean - 0.5) >= CONFIDENT_MARGIN and agree >= CONFIDENT_AGREEMENT,
         "n_samples": n,
         "seed": seed,
         "border_px": border,
@@ -104,6 +112,28 @@ def given_orientation(orientation: str) -> dict:
             f"orientation must be one of {', '.join(ORIENTATIONS)}; got {orientation!r}"
         )
     return {"orientation": orientation, "source": "given"}
+
+
+def orientation_warning(record: dict) -> str | None:
+    """A sentence for the reader when ``orient_generator``'s record is not confident, else None.
+
+    Records chosen by hand (``given_orientation``) carry no measurement and get no warning.
+    """
+    if "frac_samples_agree" not in record or record.get("confident", True):
+        return None
+    agree, margin = record["frac_samples_agree"], record["margin"]
+    if agree < CONFIDENT_AGREEMENT:
+        return (
+            f"the generator's orientation is mixed: only {agree:.0%} of samples put the same layer "
+            "on the border, so M is the object in some samples and the scene in others; stage 2 "
+            "will learn masks inverted on the rest. Check the masks (notebook 02 or 03) and, if "
+            "they swap, train stage 1 again with another run.seed."
+        )
+    return (
+        f"the border rule is unsure (border coverage {record['border_mask_mean']:.2f}, margin "
+        f"{margin:.2f} < {CONFIDENT_MARGIN}): both layers touch the border about equally. Check "
+        "the masks, or set the orientation by hand (train_segmenter(..., orientation=...))."
+    )
 
 
 def foreground_mask(mask: torch.Tensor, orientation: str) -> torch.Tensor:

@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,7 @@ from comgan_lib.orientation import (
     generator_latents,
     given_orientation,
     orient_generator,
+    orientation_warning,
 )
 from comgan_lib.rundir import RunDir, save_torch_atomic
 from comgan_lib.runtime import pick_device
@@ -332,6 +334,8 @@ def train_segmenter(
         record = state["orientation"]
     else:
         record = orient_generator(G, n=s.orientation_samples, seed=params.run.seed)
+        if (warning := orientation_warning(record)) is not None:
+            warnings.warn(f"{generator_name}: {warning}", stacklevel=2)
 
     spec = segmenter_spec(
         params, name, generator_name, _generator_step(run, generator_name), record["orientation"]
