@@ -318,6 +318,13 @@ class SegmentParams:
             min=1,
         ),
     )
+    self_train_border_flip: bool = field(
+        default=False,
+        metadata=meta(
+            "stage 2b: flip each target that covers more than half of the image border (the "
+            "border rule per image, for objects inside the frame; comgan_lib.orientation)"
+        ),
+    )
     width: int = field(default=32, metadata=meta("U-Net base width", min=4))
     depth: int | None = field(
         default=None,

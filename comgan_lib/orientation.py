@@ -41,6 +41,16 @@ def border_ring(height: int, width: int, border: int = BORDER_PX) -> torch.Tenso
     return ring
 
 
+def orient_per_image(masks: torch.Tensor, border: int = BORDER_PX) -> torch.Tensor:
+    """``masks`` [N,1,H,W] with every mask that covers more than half of its ``border``-pixel ring
+    (at 0.5) replaced by its complement: the border rule applied to each image on its own, for
+    data whose object lies inside the frame (stage 2b's targets, ``comgan_lib.self_train``)."""
+    ring = border_ring(*masks.shape[-2:], border).to(masks.device)
+    on_ring = (masks[..., ring] >= 0.5).float().mean(dim=(-1, -2))
+    flip = (on_ring > 0.5).view(-1, *([1] * (masks.dim() - 1)))
+    return torch.where(flip, 1 - masks, masks)
+
+
 def generator_latents(G, n: int, generator: torch.Generator, device) -> dict[str, torch.Tensor]:
     """Every input of ``G.forward`` for ``n`` samples (z, and the codes f, b of coded models)."""
     if hasattr(G, "sample_latents"):

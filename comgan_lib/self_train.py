@@ -13,7 +13,10 @@ are S's own, so this is self-training, and the held-out split is never seen.
 With ``segment.self_train_rounds`` R > 1 the fine-tuning repeats R times, each round a copy of the
 previous round's S with targets re-drawn from it (``segmenter_self_round1``, ...,
 ``segmenter_self_round{R-1}``, then ``segmenter_self``): the targets get better with S, which a
-single round of R times the steps does not give (docs/FINDINGS.md, 2026-12-07).
+single round of R times the steps does not give (docs/FINDINGS.md, 2026-12-07). With
+``segment.self_train_border_flip`` each target that covers most of the image border is flipped
+first: on generators that draw one species in the scene layer, S learns that species inside out
+and the rounds would keep it so (docs/FINDINGS.md, 2026-12-07, fifth session).
 
 Each round's targets are computed once from its base checkpoint (the stage-2 ``segmenter`` for
 the first), which is left unchanged, so a resumed run sees the same targets; batches are drawn
@@ -39,6 +42,7 @@ from comgan_lib.config import Params
 from comgan_lib.errors import UserError
 from comgan_lib.metrics.colour_em import ITERATIONS, colour_em
 from comgan_lib.metrics.masks import coverage
+from comgan_lib.orientation import orient_per_image
 from comgan_lib.rundir import RunDir, save_torch_atomic
 from comgan_lib.runtime import pick_device
 from comgan_lib.stage2 import DEFAULT_NAME, build_segmenter, predict_masks
@@ -66,24 +70,33 @@ class SelfTrainSpec:
     batch_size: int
     colour_em_iterations: int
     resolution: int
+    border_flip: bool = False  # a default: checkpoints from before the option resume unchanged
 
     def differences(self, other: dict) -> list[str]:
         return spec_differences(self, other)
 
 
 @torch.no_grad()
-def pseudo_masks(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """S's foreground probabilities on ``images``, refined by the per-image colour EM."""
-    return colour_em(images, predict_masks(net, images, batch_size))
+def pseudo_masks(
+    net: torch.nn.Module, images: torch.Tensor, batch_size: int = 256, border_flip: bool = False
+) -> torch.Tensor:
+    """S's foreground probabilities on ``images``, refined by the per-image colour EM; with
+    ``border_flip`` each refined mask that covers most of the image border is flipped
+    (``orient_per_image``), so an image S holds inside out is not taught that way again."""
+    masks = colour_em(images, predict_masks(net, images, batch_size))
+    return orient_per_image(masks) if border_flip else masks
 
 
-def _quantised_targets(net, images: torch.Tensor, device, chunk: int = 256) -> torch.Tensor:
+def _quantised_targets(
+    net, images: torch.Tensor, device, chunk: int = 256, border_flip: bool = False
+) -> torch.Tensor:
     """Pseudo masks of uint8 ``images`` (the bank's storage) as uint8 probabilities × 255: the
     targets of a paper-scale dataset then take a quarter of the memory of floats."""
     parts = []
     for i in range(0, len(images), chunk):
         x = images[i : i + chunk].to(device).float() / 127.5 - 1
-        parts.append((pseudo_masks(net, x) * 255).round().to(torch.uint8).cpu())
+        masks = pseudo_masks(net, x, border_flip=border_flip)
+        parts.append((masks * 255).round().to(torch.uint8).cpu())
     return torch.cat(parts)
 
 
@@ -162,6 +175,7 @@ def _self_train_round(
         batch_size=s.batch_size,
         colour_em_iterations=ITERATIONS,
         resolution=base_state["spec"]["resolution"],
+        border_flip=s.self_train_border_flip,
     )
     if spec.resolution != params.data.resolution:
         raise UserError(
@@ -174,7 +188,8 @@ def _self_train_round(
     if bank is None:
         bank = ImageBank.from_params(params)
     images = bank.images  # uint8, unflipped; batches go to [-1, 1] as the bank's own do
-    targets = _quantised_targets(net, images, device)  # from the base S, before any update
+    # From the base S, before any update.
+    targets = _quantised_targets(net, images, device, border_flip=spec.border_flip)
 
     seed = run_seed(params, name)
     torch.manual_seed(seed)

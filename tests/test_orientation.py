@@ -9,6 +9,7 @@ from comgan_lib.orientation import (
     CONFIDENT_AGREEMENT,
     given_orientation,
     orient_generator,
+    orient_per_image,
     orientation_warning,
 )
 
@@ -75,3 +76,14 @@ def test_undecided_average_with_agreeing_samples_is_flagged_as_unsure():
 
 def test_orientation_chosen_by_hand_is_not_warned():
     assert orientation_warning(given_orientation("inverse")) is None
+
+
+def test_per_image_rule_flips_only_the_masks_that_hold_the_border():
+    inside = torch.zeros(1, 1, 16, 16)
+    inside[..., 5:11, 5:11] = 0.9  # an object inside the frame
+    inverted = 1 - inside  # the same image held inside out
+    thin = torch.zeros(1, 1, 16, 16)
+    thin[..., 0:3, :] = 0.8  # touches the border, but covers less than half of the ring
+    out = orient_per_image(torch.cat([inside, inverted, thin]))
+    assert torch.equal(out[0], inside[0]) and torch.equal(out[2], thin[0])
+    assert torch.allclose(out[1], inside[0])

@@ -19,6 +19,7 @@ from comgan_lib.rundir import RunDir
 from comgan_lib.segment_eval import evaluate_segmenter
 from comgan_lib.self_train import (
     SELF_TRAINED_NAME,
+    pseudo_masks,
     round_names,
     self_train_segmenter,
     self_train_step,
@@ -117,9 +118,9 @@ def test_rounds_chain_each_from_the_last_and_redraw_their_targets(
     teachers = []  # the first weight of the S each round draws its targets from
     draw = self_train._quantised_targets
 
-    def spy(net, images, device):
+    def spy(net, images, device, **kwargs):
         teachers.append(next(net.parameters()).detach().clone())
-        return draw(net, images, device)
+        return draw(net, images, device, **kwargs)
 
     monkeypatch.setattr(self_train, "_quantised_targets", spy)
     result = self_train_segmenter(params, run, steps=2, bank=bank, progress=False, rounds=3)
@@ -136,3 +137,31 @@ def test_rounds_chain_each_from_the_last_and_redraw_their_targets(
         self_train_segmenter(params, run, steps=2, bank=bank, progress=False, rounds=2)
     with pytest.raises(ValueError, match="at least 1"):
         round_names(SELF_TRAINED_NAME, 0)
+
+
+class _InsideOut(torch.nn.Module):
+    """A segmenter stand-in that holds the scene as foreground: high logits off the centre."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # predict_masks reads the device off it
+
+    def forward(self, x):
+        logits = torch.full_like(x[:, :1], 6.0)
+        logits[..., 5:11, 5:11] = -6.0
+        return logits
+
+
+def test_border_flip_turns_an_inside_out_target_round(params, stage2_run, tmp_path):
+    images = torch.full((2, 3, 16, 16), -0.6)
+    images[:, 0, 5:11, 5:11] = 0.8
+    plain = pseudo_masks(_InsideOut(), images)
+    flipped = pseudo_masks(_InsideOut(), images, border_flip=True)
+    assert plain[..., 0, 0].min() > 0.5 and plain[..., 8, 8].max() < 0.5
+    assert flipped[..., 0, 0].max() < 0.5 and flipped[..., 8, 8].min() > 0.5
+    # The option is part of the run's spec: a run resumes only under the setting it began with.
+    run = _copy(stage2_run[0], tmp_path)
+    self_train_segmenter(params, run, steps=2, bank=stage2_run[1], progress=False)
+    other = load_params(params.source, [*TINY, "segment.self_train_border_flip=true"])
+    with pytest.raises(UserError, match="border_flip"):
+        self_train_segmenter(other, run, steps=2, bank=stage2_run[1], progress=False)
