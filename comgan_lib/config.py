@@ -233,6 +233,23 @@ class TrainParams:
     beta2: float = field(default=0.999, metadata=meta("Adam beta2", min=0.0, max=1.0))
     beta_binary: float = field(default=1.0, metadata=meta("weight of L_binary", min=0.0))
     info_weight: float = field(default=1.0, metadata=meta("weight of L_info", min=0.0))
+    mask_floor: float = field(
+        default=0.0,
+        metadata=meta(
+            "DS-ComGAN only: each mask below this share of its image pays log(floor / coverage)"
+            " (0: off; this workbook's, not the paper's; 01 and 02 stay as the paper trains them)",
+            min=0.0,
+            max=1.0,
+        ),
+    )
+    bg_swap: bool = field(
+        default=False,
+        metadata=meta(
+            "DS-ComGAN only: also judge each composite over another sample's scene layer (B rolled"
+            " by one in the batch) as a fake, so a scene layer that draws the object is seen"
+            " (this workbook's, not the paper's; 01 and 02 stay as the paper trains them)"
+        ),
+    )
     ema_decay: float = field(default=0.999, metadata=meta("EMA of G", min=0.0, max=1.0))
     checkpoint_every: int = field(default=500, metadata=meta("steps between checkpoints", min=1))
     log_every: int = field(default=50, metadata=meta("steps between log lines", min=1))

@@ -49,6 +49,21 @@ def binary_loss(mask_logits: torch.Tensor, beta: float) -> torch.Tensor:
     return beta * binary_entropy_from_logits(mask_logits.float()).mean()
 
 
+def mask_floor_loss(mask_logits: torch.Tensor, floor: float) -> torch.Tensor:
+    """Per-sample hinge ``relu(log floor − log mean(M))``, averaged over the batch (0 at floor 0).
+
+    Zero for every mask that covers at least ``floor`` of its image; below, it grows with the log
+    of the shortfall, so its gradient reaches even a saturated, empty mask (the pixel logits' share
+    is ``m·(1 − m) / (P·mean M)``, about ``1/P`` per pixel where the mask is brightest). The log of
+    the mean is taken as a logsumexp of log-sigmoids: finite for any logits.
+    """
+    if floor <= 0:
+        return mask_logits.new_zeros(())
+    flat = F.logsigmoid(mask_logits.float().flatten(1))
+    log_mean = torch.logsumexp(flat, dim=1) - math.log(flat.shape[1])
+    return F.relu(math.log(floor) - log_mean).mean()
+
+
 class EMA:
     """An exponential moving average copy of a model: ``ema = d·ema + (1 − d)·model``.
 

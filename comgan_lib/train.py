@@ -25,6 +25,10 @@ logits); G takes the composite to 1 and pays ``β·L_binary`` on its mask. Gener
 pay ``info_weight · L_info`` (Eq. 8): two code classifiers Q_f and Q_b, trained jointly with G,
 recover f from the unmasked foreground F and b from the background B (cross-entropy, the InfoGAN
 lower bound). DS-ComGAN's trunk image x̄_z is judged by the same D as the composite (Eq. 7).
+With ``train.bg_swap`` (DS-ComGAN only; this workbook's, not the paper's) D also judges each
+composite over the batch's previous scene layer, ``swapped_composite``, as a further fake; with
+``train.mask_floor`` (DS-ComGAN only, likewise) each mask under that share of its image pays
+``mask_floor_loss``, counted with ``β·L_binary`` in the logged ``loss_binary``.
 The step itself is ``Stage1Step`` (built by ``build_stage1``), which the benchmark
 (``comgan_lib.bench``) times; how it runs (precision, memory format, compilation) is set by the
 ``train.*`` options of ``comgan_lib.speed``.
@@ -51,7 +55,14 @@ from comgan_lib import distributed as dist_util
 from comgan_lib import speed
 from comgan_lib.config import Params
 from comgan_lib.errors import UserError
-from comgan_lib.losses import EMA, binary_entropy_from_logits, binary_loss, d_loss, g_loss
+from comgan_lib.losses import (
+    EMA,
+    binary_entropy_from_logits,
+    binary_loss,
+    d_loss,
+    g_loss,
+    mask_floor_loss,
+)
 from comgan_lib.metrics.masks import trivial_solution_summary
 from comgan_lib.nets import GENERATORS, ImageDiscriminator, build_generator
 from comgan_lib.rundir import RunDir, save_torch_atomic
@@ -135,6 +146,8 @@ class RunSpec:
     info_weight: float = 0.0
     head_factor: int = 0
     disc_init: str = "orthogonal"
+    bg_swap: bool = False
+    mask_floor: float = 0.0
 
     def differences(self, other: dict) -> list[str]:
         return spec_differences(self, other)
@@ -185,7 +198,8 @@ def _autocast(device: torch.device, precision: str):
     return speed.autocast(device, precision)
 
 
-FAKES = ("image", "trunk_image")  # the composite, and DS-ComGAN's x̄_z (Eq. 7)
+# The composite, DS-ComGAN's x̄_z (Eq. 7), and the composite over another sample's B (train.bg_swap).
+FAKES = ("image", "trunk_image", "image_swapped")
 
 
 def make_run_spec(params: Params, name: str, kind: str, beta_binary: float) -> RunSpec:
@@ -210,8 +224,20 @@ def make_run_spec(params: Params, name: str, kind: str, beta_binary: float) -> R
         spec.num_codes, spec.tied_codes = m.num_codes, m.tied_codes
         spec.info_width, spec.info_weight = m.info_width, t.info_weight
     if kind == "ds_comgan":
-        spec.head_factor = m.ds_head_factor
+        spec.head_factor, spec.bg_swap, spec.mask_floor = m.ds_head_factor, t.bg_swap, t.mask_floor
     return spec
+
+
+def swapped_composite(out: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``M ⊙ F + (1 − M) ⊙ B'`` with B' the scene layer of the batch's previous sample.
+
+    Under Assumption 1 object and scene are independent, so a real-looking composite must stay
+    real-looking over another scene. A scene layer that draws the object (under an empty or
+    partial mask) shows it twice here, or an object without a mask shows none: D learns to reject
+    both, and G's gradient through this term reaches B and M where the plain composite gives none.
+    """
+    mask = out["mask"]
+    return out["fg"] * mask + out["bg"].roll(1, dims=0) * (1 - mask)
 
 
 @dataclass
@@ -268,6 +294,8 @@ class Stage1Step:
     options: speed.SpeedOptions = field(default_factory=speed.SpeedOptions)
     ddp: bool = False
     freeze_d: bool = True
+    bg_swap: bool = False
+    mask_floor: float = 0.0
 
     def __post_init__(self):
         o, dev = self.options, self.device
@@ -295,6 +323,8 @@ class Stage1Step:
         # D step: real → 1, every fake → 0.
         with speed.autocast(dev, o.precision):
             out = self.g_fwd(**latents)
+            if self.bg_swap:
+                out["image_swapped"] = swapped_composite(out)
             real_logits = self.d_fwd(real).float()
             fake_logits = [self.d_fwd(out[k].detach()).float() for k in FAKES if k in out]
         loss_d = d_loss(real_logits, *fake_logits)
@@ -319,6 +349,8 @@ class Stage1Step:
                 self.D.requires_grad_(True)
         loss_adv = sum(g_loss(logits) for logits in gen_logits)
         loss_bin = binary_loss(out["mask_logits"], self.beta) if self.G.has_mask else loss_adv * 0
+        if self.mask_floor > 0:
+            loss_bin = loss_bin + mask_floor_loss(out["mask_logits"], self.mask_floor)
         loss_info, targets = loss_adv * 0, None
         if code_logits is not None:
             targets = {"fg": latents["f"], "bg": latents["b"]}
@@ -390,6 +422,8 @@ def build_stage1(
         device=device,
         options=options,
         ddp=ctx.enabled,
+        bg_swap=spec.bg_swap,
+        mask_floor=spec.mask_floor,
     )
 
 

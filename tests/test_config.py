@@ -40,11 +40,14 @@ def test_default_is_the_paper_regime_and_clutter_the_stress_test(repo):
     assert load_params(repo / "params" / "synthetic.yaml").data.variant == "scenery"
     assert load_params(repo / "params" / "clutter.yaml").data.variant == "clutter"
     # The stress test runs the default's settings: only the name and the dataset differ (its
-    # variant, and the camouflage that only scenery draws).
+    # variant, and the camouflage that only scenery draws), and the border turn of stage 2b,
+    # whose premise (objects wholly inside the frame) is what clutter breaks.
     default = yaml.safe_load((repo / "params" / "synthetic.yaml").read_text())
     clutter = yaml.safe_load((repo / "params" / "clutter.yaml").read_text())
     assert "camouflage" in default["data"] and "camouflage" not in clutter["data"]
     default["data"].pop("camouflage")
+    assert default["segment"].pop("self_train_border_flip") is True
+    assert clutter["segment"].pop("self_train_border_flip") is False
     for tree in (default, clutter):
         del tree["run"]["name"], tree["data"]["variant"]
     assert clutter == default
