@@ -231,7 +231,14 @@ class TrainParams:
     lr: float = field(default=2e-4, metadata=meta("Adam learning rate", min=0.0, max=1.0))
     beta1: float = field(default=0.5, metadata=meta("Adam beta1", min=0.0, max=1.0))
     beta2: float = field(default=0.999, metadata=meta("Adam beta2", min=0.0, max=1.0))
-    beta_binary: float = field(default=1.0, metadata=meta("weight of L_binary", min=0.0))
+    beta_binary: float = field(
+        default=1.0,
+        metadata=meta(
+            "weight of L_binary (Eq. 11), on every stage-1 model; also on DS-ComGAN, whose Eq. 12"
+            " has none (without it its masks stay soft: docs/FINDINGS.md)",
+            min=0.0,
+        ),
+    )
     info_weight: float = field(default=1.0, metadata=meta("weight of L_info", min=0.0))
     mask_floor: float = field(
         default=0.0,
