@@ -234,8 +234,8 @@ class TrainParams:
     beta_binary: float = field(
         default=1.0,
         metadata=meta(
-            "weight of L_binary (Eq. 11), on every stage-1 model; also on DS-ComGAN, whose Eq. 12"
-            " has none (without it its masks stay soft: docs/FINDINGS.md)",
+            "weight of L_binary (Eq. 11), on every stage-1 model with a mask; also on DS-ComGAN,"
+            " whose Eq. 12 has none (without it its masks stay soft: docs/FINDINGS.md)",
             min=0.0,
         ),
     )
