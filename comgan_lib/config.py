@@ -257,6 +257,14 @@ class TrainParams:
             " (this workbook's, not the paper's; 01 and 02 stay as the paper trains them)"
         ),
     )
+    ds_trunk_from: str = field(
+        default="",
+        metadata=meta(
+            "DS-ComGAN only: the stage-1 run (in the same output folder) whose EMA feature"
+            " generator Φ starts DS-ComGAN's Φ, e.g. comgan_beta1 (02's ComGAN); '' trains from"
+            " scratch, as the paper does (this workbook's start, not the paper's)"
+        ),
+    )
     ema_decay: float = field(default=0.999, metadata=meta("EMA of G", min=0.0, max=1.0))
     checkpoint_every: int = field(default=500, metadata=meta("steps between checkpoints", min=1))
     log_every: int = field(default=50, metadata=meta("steps between log lines", min=1))

@@ -14,7 +14,10 @@ while training).
     python -m comgan_lib.mask_check params/my_images.yaml --set data.root=/tmp/simple \\
         --set model.gen_width=64 --label width64 --seeds 0 1
 
-The oracle is trained once per dataset (its seed fixed, whatever the run's seed) and reused.
+With ``train.ds_trunk_from`` (DS-ComGAN started from a ComGAN's feature generator) a seed's
+folder holds that ComGAN too: trained first (``train.steps``, notebook 02's run) unless its
+checkpoint is already there. The oracle is trained once per dataset (its seed fixed, whatever the
+run's seed) and reused.
 After each seed's last step count, ``OUT/LABEL/seedN/layers_STEPS.png`` shows twelve samples of the
 EMA generator as Fig. 5's rows, oriented so that the mask row is the object (the README's picture).
 """
@@ -79,6 +82,10 @@ def check(
     for seed in seeds:
         params = load_params(params_path, [*overrides, f"run.seed={seed}"])
         run = RunDir(out / label / f"seed{seed}")
+        source = params.train.ds_trunk_from if kind == "ds_comgan" else ""
+        if source and not run.path("checkpoints", f"{source}.pt").exists():
+            # DS-ComGAN starts from a ComGAN's Φ: train that ComGAN first, as notebook 02 does.
+            train_generator(params, run, name=source, kind="comgan", bank=bank, progress=False)
         for steps in sorted(eval_at):
             t0 = time.perf_counter()
             result = train_generator(

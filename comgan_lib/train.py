@@ -43,7 +43,7 @@ import os
 import sys
 import time
 import zlib
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -148,6 +148,7 @@ class RunSpec:
     disc_init: str = "orthogonal"
     bg_swap: bool = False
     mask_floor: float = 0.0
+    trunk_from: str = ""
 
     def differences(self, other: dict) -> list[str]:
         return spec_differences(self, other)
@@ -225,7 +226,32 @@ def make_run_spec(params: Params, name: str, kind: str, beta_binary: float) -> R
         spec.info_width, spec.info_weight = m.info_width, t.info_weight
     if kind == "ds_comgan":
         spec.head_factor, spec.bg_swap, spec.mask_floor = m.ds_head_factor, t.bg_swap, t.mask_floor
+        spec.trunk_from = t.ds_trunk_from
     return spec
+
+
+def from_scratch(params: Params) -> Params:
+    """``params`` with ``train.ds_trunk_from`` cleared: DS-ComGAN's Φ from its own initialisation,
+    as the paper trains it (03 scores Table 2's DS-ComGAN row on such a run, at equal steps)."""
+    return replace(params, train=replace(params.train, ds_trunk_from=""))
+
+
+def start_trunk_from(run: RunDir, source: str, G: nn.Module, ema: EMA) -> None:
+    """Copy the EMA feature generator Φ of stage-1 run ``source`` into ``G`` and its EMA (a fresh
+    DS-ComGAN: only Φ is shared; the heads, D and Q start from their own initialisation)."""
+    path = run.path("checkpoints", f"{source}.pt")
+    if not path.exists():
+        raise UserError(
+            f"train.ds_trunk_from names the run {source!r}, but {path} does not exist; train it"
+            " first (02 trains comgan_beta1) or set train.ds_trunk_from: ''"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    phi = {k[4:]: v for k, v in state["G_ema"].items() if k.startswith("phi.")}
+    try:
+        for model in (G, ema.model):
+            model.phi.load_state_dict(phi)
+    except RuntimeError as err:
+        raise UserError(f"{path}'s feature generator does not fit this run's: {err}") from None
 
 
 def swapped_composite(out: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -504,8 +530,11 @@ def train_generator(
         if ctx.is_main:
             _truncate_log(log_path, start)
         del state
-    elif log_path.exists() and ctx.is_main:
-        log_path.unlink()  # a log without a checkpoint belongs to a run that never saved
+    else:
+        if log_path.exists() and ctx.is_main:
+            log_path.unlink()  # a log without a checkpoint belongs to a run that never saved
+        if spec.trunk_from:
+            start_trunk_from(run, spec.trunk_from, G, ema)
 
     def save(step: int, path: Path = ckpt_path) -> None:
         # Every rank's random state (a collective: all ranks call save), written by rank 0.

@@ -66,3 +66,21 @@ def test_command_line_scores_ds_comgan_masks(repo, tmp_path):
     rows = mask_check.read_rows(tmp_path / "results.jsonl")
     assert {r["spec"]["kind"] for r in rows} == {"ds_comgan"}
     assert (tmp_path / "default" / "seed0" / "logs" / "ds.jsonl").exists()
+
+
+def test_ds_comgan_started_from_a_comgan_trains_that_comgan_first(repo, tmp_path):
+    overrides = [*TINY, "train.steps=2", "train.ds_trunk_from=comgan_beta1"]
+    rows = mask_check.check(
+        str(repo / "params" / "simple.yaml"),
+        overrides,
+        [0],
+        [1],
+        "warm",
+        tmp_path,
+        samples=8,
+        kind="ds_comgan",
+        run_name="ds",
+    )
+    assert {r["spec"]["trunk_from"] for r in rows} == {"comgan_beta1"}
+    log = (tmp_path / "warm" / "seed0" / "logs" / "comgan_beta1.jsonl").read_text().splitlines()
+    assert json.loads(log[-1])["step"] == 2  # notebook 02's run, at train.steps

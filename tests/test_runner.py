@@ -9,6 +9,7 @@ import sys
 
 import nbformat
 import pytest
+import torch
 
 from comgan_lib import paper_tables as pt
 from comgan_lib.run import NotebookFailed, run_workbook
@@ -256,6 +257,7 @@ def test_disentanglement_segmentation_tables_and_explorer_run_on_smoke(tmp_path,
     from comgan_lib.rundir import RunDir
 
     overrides = [f"output.root={tmp_path}", "output.html=false", "train.ladder_steps=2"]
+    overrides.append("train.ds_trunk_from=comgan_beta1")  # as the embedded default
     params = load_params(repo / "params" / "smoke.yaml", overrides)
     train_oracle(params, RunDir.for_params(params), steps=params.eval.oracle_steps, progress=False)
     root = run_workbook(
@@ -271,6 +273,11 @@ def test_disentanglement_segmentation_tables_and_explorer_run_on_smoke(tmp_path,
         assert by_features["domain"]["fid"] >= 0 and by_features["domain"]["steps"] == 2
         assert by_features["inception"]["fid"] is None  # no weights on this machine
         assert "eval.inception_weights" in by_features["inception"]["reason"]
+    # DS-ComGAN for 04 and 06 starts from ComGAN's Φ; Table 2 scores one trained from scratch.
+    ds_cell = {c["features"]: c for c in dis["table2"][pt.ROW_DS_COMGAN]}["domain"]
+    assert ds_cell["checkpoint"] == "ds_comgan_scratch_beta1@2"
+    main = torch.load(root / "checkpoints" / "ds_comgan_beta1.pt", weights_only=False)
+    assert main["spec"]["trunk_from"] == "comgan_beta1" and main["step"] == 4
     assert set(dis["code_recovery"]) == {"comgan_info", "ds_comgan"}
     assert 0 <= dis["leakage"]["ds_comgan"]["b_share_outside_mask"] <= 1
     seg = metrics["segmentation"]
